@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// kurve: one binary, one file per command under src/cli/commands (each exports `register`).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Command } from 'commander';
+
+export interface CommandModule {
+  register(program: Command): void;
+}
+
+function main(): void {
+  const program = new Command('kurve')
+    .description('Kurve: a distributed file system with a kernel-accelerated FUSE client')
+    .version(require('../../../package.json').version as string)
+    .showHelpAfterError('(run with --help for usage)');
+  const dir = path.join(__dirname, 'commands');
+  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.js')).sort() : [];
+  for (const f of files) {
+    const mod = require(path.join(dir, f)) as Partial<CommandModule>;
+    if (typeof mod.register === 'function') mod.register(program);
+  }
+  program.parseAsync(process.argv).catch((err: unknown) => {
+    process.stderr.write(`kurve: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  });
+}
+
+main();

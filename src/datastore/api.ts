@@ -1,0 +1,28 @@
+// The datastore's contract: immutable chunk objects keyed by (fs, inode, chunk index, version),
+// CRC32C-checked. Implemented in-process by ChunkStore and over gRPC by DataClient.
+export interface ChunkKey {
+  readonly fsId: number;
+  readonly ino: number;
+  readonly index: number;
+  readonly version: number;
+}
+
+export interface DataStats {
+  readonly capacityBytes: number;
+  readonly usedBytes: number;
+  readonly freeBytes: number;
+  readonly objects: number;
+}
+
+export interface DataService {
+  /** Stores a whole chunk object atomically (a reader never sees half of it). */
+  put(key: ChunkKey, data: Buffer): Promise<void>;
+  /** Reads [offset, offset+length) of an object (length -1: to the end); FsError ENOENT if absent, EIO if corrupt. */
+  get(key: ChunkKey, offset?: number, length?: number): Promise<Buffer>;
+  /** Deleting an absent object is not an error. */
+  delete(key: ChunkKey): Promise<void>;
+  /** Deletes every object of the inode (all versions), or only the listed keys. */
+  deleteInode(fsId: number, ino: number): Promise<number>;
+  deleteMany(keys: ChunkKey[]): Promise<number>;
+  stats(): Promise<DataStats>;
+}
