@@ -46,19 +46,26 @@ export interface StreamSink<Res> {
 
 type UnaryDef<Req, Res> = grpc.MethodDefinition<Req, Res> & { requestStream: false; responseStream: false };
 type ServerStreamDef<Req, Res> = grpc.MethodDefinition<Req, Res> & { requestStream: false; responseStream: true };
+type ClientStreamDef<Req, Res> = grpc.MethodDefinition<Req, Res> & { requestStream: true; responseStream: false };
 
-/** Async implementation of a ts-proto service definition. */
+/**
+ * Async implementation of a ts-proto service definition. Client-streaming handlers get the
+ * request messages as an async iterable (`for await (const m of requests)`) and resolve the reply.
+ */
 export type AsyncService<D> = {
   [K in keyof D]: D[K] extends UnaryDef<infer Req, infer Res>
     ? (req: Req, ctx: CallContext) => Promise<Res>
     : D[K] extends ServerStreamDef<infer Req, infer Res>
       ? (req: Req, sink: StreamSink<Res>, ctx: CallContext) => Promise<void>
-      : never;
+      : D[K] extends ClientStreamDef<infer Req, infer Res>
+        ? (requests: AsyncIterable<Req>, ctx: CallContext) => Promise<Res>
+        : never;
 };
 
 /** Invalid-argument error with a reason, for malformed requests. */
 export class RpcError extends Error {
-  constructor(readonly status: grpc.status, message: string) {
+  /** `trailers` are sent as response metadata (e.g. `kurve-leader` on a follower's refusal). */
+  constructor(readonly status: grpc.status, message: string, readonly trailers?: Readonly<Record<string, string>>) {
     super(message);
   }
 }
@@ -72,7 +79,10 @@ function toServiceError(err: unknown): Partial<grpc.ServiceError> {
     metadata.set('kurve-errno', String(err.errno));
     return { code: errnoToGrpcStatus(err.errno), details: err.message, metadata };
   }
-  if (err instanceof RpcError) return { code: err.status, details: err.message, metadata };
+  if (err instanceof RpcError) {
+    for (const [k, v] of Object.entries(err.trailers ?? {})) metadata.set(k, v);
+    return { code: err.status, details: err.message, metadata };
+  }
   const e = err as { code?: unknown; details?: unknown; message?: unknown };
   if (typeof e?.code === 'number' && typeof e.details === 'string') {
     // Already a gRPC error (e.g. from a downstream call): pass its status through.
@@ -119,7 +129,10 @@ export function adaptService<D extends grpc.ServiceDefinition>(
       if (code !== grpc.status.OK) rpcErrors.labels(serviceName, method, codeName).inc();
     };
     if (!def.responseStream) {
-      out[key] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      // Unary and client-streaming share everything but the first argument of the handler.
+      type Call = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown>;
+      const input = (call: Call): unknown => (def.requestStream ? call : (call as grpc.ServerUnaryCall<unknown, unknown>).request);
+      out[key] = (call: Call, callback: grpc.sendUnaryData<unknown>) => {
         const start = process.hrtime.bigint();
         const requestId = newRequestId(call.metadata);
         if (!checkToken(call.metadata, opts.token)) {
@@ -132,7 +145,7 @@ export function adaptService<D extends grpc.ServiceDefinition>(
           log: log.child({ reqId: requestId, method: `${serviceName}.${method}` }),
         };
         if (tr.on) tr.log('rx %s %s.%s', requestId, serviceName, method);
-        (handler as (req: unknown, ctx: CallContext) => Promise<unknown>)(call.request, ctx).then(
+        (handler as (req: unknown, ctx: CallContext) => Promise<unknown>)(input(call), ctx).then(
           (res) => {
             finish(start, grpc.status.OK);
             callback(null, res);
