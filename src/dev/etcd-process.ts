@@ -251,6 +251,10 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     '--election-timeout', String(opts.electionMs ?? 200),
     // Tests and demos: no need for etcd's 4 GiB default quota or its snapshots.
     '--snapshot-count', '10000',
+    // One namespace txn can touch many keys (a big file's chunk map goes to the GC queue at once):
+    // etcd's default of 128 ops per txn is too small for that.
+    '--max-txn-ops', '8192',
+    '--max-request-bytes', String(8 * 1024 * 1024),
     '--log-level', 'warn',
   ];
   const cluster = new EtcdCluster(members, dir, ownsDir, args, opts.bin ?? 'etcd');
