@@ -1,0 +1,159 @@
+// File system benchmarks (issue 3): the same driver jobs against ext4 (loop image), the
+// fuse-native passthrough baseline and a `kurve up` mount, measured in one run.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { BenchEnv } from './env';
+import { Benchmark, Cell, cell, Row } from './harness';
+import { median } from './util';
+
+const execFileP = promisify(execFile);
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+type System = 'ext4' | 'fuse-native' | 'kurve';
+const SYSTEMS: System[] = ['ext4', 'fuse-native', 'kurve'];
+
+interface SystemOpts {
+  readonly timeoutsZero?: boolean;
+}
+
+/** A working dir `name` on a system (created through the mount for the FUSE systems). */
+async function dirOn(env: BenchEnv, system: System, name: string, opts: SystemOpts = {}): Promise<string> {
+  let root: string;
+  if (system === 'ext4') root = await env.ext4Dir('ext4-work');
+  else if (system === 'fuse-native') root = await env.fuseNative(opts);
+  else root = (await env.kurve(opts)).mountpoint;
+  const dir = path.join(root, name);
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** Measures `fn` on each system; a failure on one becomes that system's cell. */
+async function perSystem(env: BenchEnv, fn: (s: System) => Promise<Cell | number>): Promise<Record<System, Cell>> {
+  const out = {} as Record<System, Cell>;
+  for (const s of SYSTEMS) {
+    out[s] = await cell(() => fn(s));
+    env.log(`    ${s}: ${JSON.stringify(out[s])}`);
+  }
+  return out;
+}
+
+const cells = (c: Record<System, Cell>): Pick<Row, 'ext4' | 'baseline' | 'kurve'> => ({ ext4: c.ext4, baseline: c['fuse-native'], kurve: c.kurve });
+
+const statHot: Benchmark = {
+  name: 'stat-hot',
+  description: 'stat(2) of one hot file in a loop (kernel attribute cache on)',
+  async run(env) {
+    const seconds = env.pick(3, 1);
+    const c = await perSystem(env, async (s) => {
+      const file = path.join(await dirOn(env, s, 'stat'), 'hot');
+      fs.writeFileSync(file, 'x');
+      fs.statSync(file);
+      const r = await env.drive({ op: 'stat', file, seconds });
+      return r.ops / r.seconds;
+    });
+    return [{ name: 'stat of a hot file', unit: 'ops/s', higherIsBetter: true, ...cells(c), target: { kind: 'ratio-ext4', bound: 'min', value: 0.8 } }];
+  },
+};
+
+const getattrT0: Benchmark = {
+  name: 'getattr-t0',
+  description: 'GETATTR round trips: stat loop with kernel attr/entry timeouts 0 (ext4 shown for scale)',
+  async run(env) {
+    const seconds = env.pick(3, 1);
+    const c = await perSystem(env, async (s) => {
+      const file = path.join(await dirOn(env, s, 'getattr', { timeoutsZero: true }), 'f');
+      fs.writeFileSync(file, 'x');
+      const r = await env.drive({ op: 'stat', file, seconds });
+      return r.ops / r.seconds;
+    });
+    return [{
+      name: 'GETATTR round trips, timeouts 0', unit: 'ops/s', higherIsBetter: true, ...cells(c),
+      target: { kind: 'absolute', bound: 'min', value: 40_000 },
+      notes: 'fuse-native gets attr_timeout=0,entry_timeout=0 as strings (its numeric 0 is dropped)',
+    }];
+  },
+};
+
+/** Where seq-write leaves its file, so seq-read can reuse it. */
+async function seqFile(env: BenchEnv, s: System): Promise<string> {
+  return path.join(await dirOn(env, s, 'seq'), 'data.bin');
+}
+
+const seqWrite: Benchmark = {
+  name: 'seq-write',
+  description: 'sequential write, 1 MiB blocks, timed through close (Kurve uploads on close)',
+  async run(env) {
+    const size = env.pick(GiB, 256 * MiB);
+    const c = await perSystem(env, async (s) => {
+      const file = await seqFile(env, s);
+      const r = await env.drive({ op: 'write', file, size, blockSize: MiB, fsync: false });
+      return r.bytes / r.seconds / 1e9;
+    });
+    return [{ name: `sequential write ${size / MiB} MiB`, unit: 'GB/s', higherIsBetter: true, ...cells(c), target: { kind: 'absolute', bound: 'min', value: 1 } }];
+  },
+};
+
+const seqRead: Benchmark = {
+  name: 'seq-read',
+  description: 'sequential read of a cached file, 1 MiB blocks (one untimed read warms the caches)',
+  async run(env) {
+    const size = env.pick(GiB, 256 * MiB);
+    const c = await perSystem(env, async (s) => {
+      const file = await seqFile(env, s);
+      if (!fs.existsSync(file) || fs.statSync(file).size !== size) {
+        await env.drive({ op: 'write', file, size, blockSize: MiB, fsync: false });
+      }
+      const r = await env.drive({ op: 'read', file, blockSize: MiB, warm: true });
+      if (r.bytes !== size) throw new Error(`read ${r.bytes} bytes, expected ${size}`);
+      return r.bytes / r.seconds / 1e9;
+    });
+    return [{ name: `sequential read ${size / MiB} MiB, cached`, unit: 'GB/s', higherIsBetter: true, ...cells(c), target: { kind: 'ratio-ext4', bound: 'min', value: 0.9 } }];
+  },
+};
+
+/** The create benchmark's directory; ls-l lists it. */
+const manyDir = (env: BenchEnv, s: System): Promise<string> => dirOn(env, s, 'many');
+
+const creates: Benchmark = {
+  name: 'create',
+  description: 'file creates (open O_CREAT|O_EXCL + close) into one directory',
+  async run(env) {
+    const count = env.pick(10_000, 2_000);
+    const c = await perSystem(env, async (s) => {
+      const dir = await manyDir(env, s);
+      const prefix = `f${Date.now().toString(36)}-`;
+      const r = await env.drive({ op: 'create', dir, count, prefix });
+      return r.ops / r.seconds;
+    });
+    return [{ name: `create ${count} files`, unit: 'files/s', higherIsBetter: true, ...cells(c), target: { kind: 'absolute', bound: 'min', value: 5_000 } }];
+  },
+};
+
+const lsLong: Benchmark = {
+  name: 'ls-l',
+  description: '`ls -l` of a directory of 10,000 files (median of 3 after one warm-up)',
+  async run(env) {
+    const count = env.pick(10_000, 2_000);
+    const c = await perSystem(env, async (s) => {
+      const dir = await manyDir(env, s);
+      const have = fs.readdirSync(dir).length;
+      if (have < count) await env.drive({ op: 'create', dir, count: count - have, prefix: `ls${Date.now().toString(36)}-` });
+      const times: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const t0 = process.hrtime.bigint();
+        const { stdout } = await execFileP('ls', ['-l', dir], { maxBuffer: 64 * MiB });
+        const t = Number(process.hrtime.bigint() - t0) / 1e9;
+        const lines = stdout.split('\n').length - 2;
+        if (lines < count) throw new Error(`ls -l listed ${lines} entries, expected ≥ ${count}`);
+        if (i > 0) times.push(t);
+      }
+      return median(times);
+    });
+    return [{ name: `ls -l of ${count} files`, unit: 's', higherIsBetter: false, ...cells(c), target: { kind: 'ratio-ext4', bound: 'max', value: 2 } }];
+  },
+};
+
+export const fsBenchmarks: Benchmark[] = [statHot, getattrT0, seqWrite, seqRead, creates, lsLong];
