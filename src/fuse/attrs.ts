@@ -1,0 +1,45 @@
+// Conversions between the metaserver's Attr and the kernel's fuse_attr, with the client's local
+// view (uncommitted writes change size and mtime before the metaserver knows).
+import type { Attr } from '../metaserver/api';
+import type { FuseAttr, Timespec } from './protocol/raw-fs';
+import type { InodeData } from './inode-data';
+
+export const S_IFMT = 0o170000;
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
+export const S_IFLNK = 0o120000;
+export const S_ISUID = 0o4000;
+export const S_ISGID = 0o2000;
+
+export function toFuseAttr(a: Attr, local?: InodeData): FuseAttr {
+  let size = a.size;
+  let mtime: Timespec = a.mtime;
+  let ctime: Timespec = a.ctime;
+  if (local && (local.handles > 0 || local.dirty.size > 0 || local.sizeDirty)) {
+    // Our uncommitted writes (or passthrough writes the kernel made) are newer than the metaserver.
+    if (local.writablePtHandles > 0 && !local.backing.closed) size = local.backing.stat().size;
+    else if (local.sizeDirty || local.dirty.size > 0) size = local.size;
+    if (local.localMtime && later(local.localMtime, mtime)) {
+      mtime = local.localMtime;
+      if (later(mtime, ctime)) ctime = mtime;
+    }
+  }
+  return {
+    ino: a.ino,
+    size,
+    blocks: Math.ceil(size / 512),
+    atime: a.atime,
+    mtime,
+    ctime,
+    mode: a.mode,
+    nlink: a.nlink,
+    uid: a.uid,
+    gid: a.gid,
+    rdev: a.rdev,
+    blksize: 4096,
+  };
+}
+
+function later(a: Timespec, b: Timespec): boolean {
+  return a.sec > b.sec || (a.sec === b.sec && a.nsec > b.nsec);
+}

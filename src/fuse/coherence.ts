@@ -1,0 +1,229 @@
+// Coherent kernel caching: while subscribed to the metaserver's change feed the kernel may cache
+// entries and attributes for a long time (1 h), because every change made by another client comes
+// back as an event and is turned into a precise notification (INVAL_ENTRY / INVAL_INODE). If the
+// feed breaks, everything the kernel holds is invalidated and short timeouts are used until the
+// subscription is back. Our own changes come back too; those the kernel already knows are skipped.
+import { moduleLogger } from '../common/logger';
+import type { ChangeEvent, MetaService, Subscription } from '../metaserver/api';
+import type { Notifier } from './protocol/raw-fs';
+import { changeEvents, feedConnected, invalidations } from './client-metrics';
+
+const log = moduleLogger('coherence');
+
+export interface CoherenceOptions {
+  readonly entryTimeout: number;
+  readonly attrTimeout: number;
+  readonly degradedTimeout: number;
+}
+
+export interface CoherenceHooks {
+  /** Data of an inode changed elsewhere (drop stale chunks). */
+  onData(ino: number, dataVersion: number): void;
+  /** Attributes changed elsewhere. */
+  onAttr?(ino: number): void;
+  /** The feed broke: every cached thing may be stale. */
+  onReset(): void;
+  /** Inodes the kernel may hold (for a full invalidation). */
+  knownInodes(): Iterable<number>;
+}
+
+/** How long an expectation of our own event waits for it. */
+const OWN_EVENT_TTL_MS = 5000;
+/** Cap on remembered dentries; past it a reset can only rely on timeouts for the forgotten ones. */
+const MAX_DENTRIES = 1_000_000;
+
+export class Coherence {
+  private notifier?: Notifier;
+  private sub?: Subscription;
+  private connected = false;
+  private closed = false;
+  private lastSeq = 0;
+  private retryMs = 100;
+  private retryTimer?: NodeJS.Timeout;
+  private healthyTimer?: NodeJS.Timeout;
+  /** Dentries (positive and negative) handed to the kernel: parent -> names (latin1). */
+  private readonly dentries = new Map<number, Set<string>>();
+  private dentryCount = 0;
+  /** Our own data commits: ino -> dataVersion the feed will echo. */
+  private readonly ownData = new Map<number, number>();
+  /** Our own namespace/attr changes the feed will echo: key -> [count, expiry]. */
+  private readonly ownEvents = new Map<string, { n: number; until: number }>();
+
+  constructor(
+    private readonly meta: MetaService,
+    private readonly fsId: number,
+    private readonly opts: CoherenceOptions,
+    private readonly hooks: CoherenceHooks,
+  ) {}
+
+  get subscribed(): boolean {
+    return this.connected;
+  }
+  get entryTimeout(): number {
+    return this.connected ? this.opts.entryTimeout : Math.min(this.opts.degradedTimeout, this.opts.entryTimeout);
+  }
+  get attrTimeout(): number {
+    return this.connected ? this.opts.attrTimeout : Math.min(this.opts.degradedTimeout, this.opts.attrTimeout);
+  }
+
+  start(notifier: Notifier): void {
+    this.notifier = notifier;
+    this.subscribe(true);
+  }
+
+  private subscribe(first: boolean): void {
+    if (this.closed) return;
+    try {
+      this.sub = this.meta.subscribe(this.fsId, this.lastSeq, {
+        event: (e) => this.onEvent(e),
+        error: (err) => this.onError(err),
+      });
+    } catch (err) {
+      this.onError(err as Error);
+      return;
+    }
+    // A stream that fails right away reports it quickly; one that stays up this long is trusted.
+    clearTimeout(this.healthyTimer);
+    this.healthyTimer = setTimeout(() => {
+      if (this.sub && !this.closed) {
+        if (!first) log.info({ fromSeq: this.lastSeq }, 'change feed resubscribed: long kernel cache timeouts again');
+        this.connected = true;
+        this.retryMs = 100;
+        feedConnected.set(1);
+      }
+    }, first ? 0 : 1000);
+    this.healthyTimer.unref();
+  }
+
+  private onError(err: Error): void {
+    if (this.closed) return;
+    const wasConnected = this.connected;
+    this.connected = false;
+    feedConnected.set(0);
+    this.sub = undefined;
+    clearTimeout(this.healthyTimer);
+    if (wasConnected) log.warn({ err: err.message }, 'change feed lost: invalidating kernel caches, short timeouts until resubscribed');
+    this.invalidateAll();
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.subscribe(false), this.retryMs);
+    this.retryTimer.unref();
+    this.retryMs = Math.min(this.retryMs * 2, 2000);
+  }
+
+  private onEvent(e: ChangeEvent): void {
+    if (e.seq > this.lastSeq) this.lastSeq = e.seq;
+    changeEvents.inc({ kind: e.kind });
+    switch (e.kind) {
+      case 'entry':
+        if (this.consumeOwn(`e${e.parent}/${e.name.toString('latin1')}`)) return;
+        this.invalEntry(e.parent, e.name);
+        return;
+      case 'attr':
+        if (this.consumeOwn(`a${e.ino}`)) return;
+        this.hooks.onAttr?.(e.ino);
+        this.invalInode(e.ino, -1, 0, 'attr');
+        return;
+      case 'data':
+        if (this.ownData.get(e.ino) === e.dataVersion) {
+          this.ownData.delete(e.ino);
+          return;
+        }
+        this.hooks.onData(e.ino, e.dataVersion);
+        this.invalInode(e.ino, 0, 0, 'data');
+        return;
+      case 'reset':
+        log.warn({ seq: e.seq }, 'change feed reset: invalidating kernel caches');
+        this.invalidateAll();
+        return;
+    }
+  }
+
+  /** Drops everything: every known inode's attributes and pages, every dentry handed out. */
+  invalidateAll(): void {
+    this.hooks.onReset();
+    for (const ino of this.hooks.knownInodes()) this.invalInode(ino, 0, 0, 'reset');
+    for (const [parent, names] of this.dentries) {
+      for (const n of names) this.send(this.notifier?.invalEntry(parent, Buffer.from(n, 'latin1')), 'reset');
+    }
+    this.dentries.clear();
+    this.dentryCount = 0;
+    this.ownData.clear();
+    this.ownEvents.clear();
+  }
+
+  /** A dentry (or a negative one) was handed to the kernel. */
+  noteDentry(parent: number, name: Buffer): void {
+    let set = this.dentries.get(parent);
+    if (!set) this.dentries.set(parent, (set = new Set()));
+    const key = name.toString('latin1');
+    if (set.has(key) || this.dentryCount >= MAX_DENTRIES) return;
+    set.add(key);
+    this.dentryCount++;
+  }
+
+  /** We changed (parent, name) ourselves: the kernel already knows, skip the echo once. */
+  expectEntry(parent: number, name: Buffer): void {
+    this.expect(`e${parent}/${name.toString('latin1')}`);
+  }
+  expectAttr(ino: number): void {
+    this.expect(`a${ino}`);
+  }
+  expectData(ino: number, dataVersion: number): void {
+    this.ownData.set(ino, dataVersion);
+  }
+
+  private expect(key: string): void {
+    const now = Date.now();
+    const cur = this.ownEvents.get(key);
+    if (cur && cur.until > now) {
+      cur.n++;
+      cur.until = now + OWN_EVENT_TTL_MS;
+    } else {
+      this.ownEvents.set(key, { n: 1, until: now + OWN_EVENT_TTL_MS });
+    }
+    if (this.ownEvents.size > 100_000) {
+      for (const [k, v] of this.ownEvents) if (v.until <= now) this.ownEvents.delete(k);
+    }
+  }
+
+  private consumeOwn(key: string): boolean {
+    const cur = this.ownEvents.get(key);
+    if (!cur) return false;
+    if (cur.until <= Date.now()) {
+      this.ownEvents.delete(key);
+      return false;
+    }
+    if (--cur.n <= 0) this.ownEvents.delete(key);
+    return true;
+  }
+
+  invalEntry(parent: number, name: Buffer): void {
+    this.dentries.get(parent)?.delete(name.toString('latin1'));
+    this.send(this.notifier?.invalEntry(parent, name), 'entry');
+  }
+
+  invalInode(ino: number, off: number, len: number, kind: string): void {
+    this.send(this.notifier?.invalInode(ino, off, len), kind);
+  }
+
+  private send(p: Promise<number> | undefined, kind: string): void {
+    if (!p) return;
+    invalidations.inc({ kind });
+    p.then(
+      (rc) => {
+        if (rc < 0 && rc !== -2) log.debug({ rc, kind }, 'notification refused by the kernel');
+      },
+      (err: unknown) => log.debug({ err: String(err), kind }, 'notification failed'),
+    );
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.healthyTimer);
+    this.sub?.close();
+    this.sub = undefined;
+    this.connected = false;
+    feedConnected.set(0);
+  }
+}

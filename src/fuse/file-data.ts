@@ -1,0 +1,383 @@
+// The client's data path: reads served from the local backing files (fetching missing chunks from
+// the datastore, with sequential readahead), writes into them tracked as dirty chunks, uploads of
+// dirty chunks as new immutable versions committed atomically in the metaserver (flush/fsync/close).
+import { Errno, FsError } from '../common/errno';
+import { moduleLogger } from '../common/logger';
+import type { DataService } from '../datastore/api';
+import type { Attr, ChunkRef, MetaService } from '../metaserver/api';
+import type { ChunkCache, Evictor } from './cache/chunk-cache';
+import { cacheFetchedBytes, cacheHits, cacheMisses, commits, uploadDuration, uploadedBytes } from './client-metrics';
+import { InodeData } from './inode-data';
+
+const log = moduleLogger('file-data');
+
+export interface FileDataDeps {
+  readonly meta: MetaService;
+  readonly data: DataService;
+  readonly fsId: number;
+  readonly chunkSize: number;
+  readonly cache: ChunkCache;
+  /** Chunks fetched ahead of a sequential reader. */
+  readonly readaheadChunks: number;
+  /** Called after our own commit with the new dataVersion (the change feed will echo it). */
+  readonly onOwnCommit?: (ino: number, dataVersion: number) => void;
+}
+
+/** How many chunk uploads (or downloads for one read) run at once. */
+const IO_PARALLELISM = 4;
+
+export class FileData implements Evictor {
+  private readonly inodes = new Map<number, InodeData>();
+
+  constructor(private readonly d: FileDataDeps) {
+    d.cache.setEvictor(this);
+  }
+
+  get(ino: number): InodeData | undefined {
+    return this.inodes.get(ino);
+  }
+
+  /** The inode's data state, created (empty, map to be loaded) on first use. */
+  ensure(ino: number): InodeData {
+    let st = this.inodes.get(ino);
+    if (!st) {
+      st = new InodeData(ino, this.d.chunkSize, this.d.cache.openBacking(ino));
+      this.inodes.set(ino, st);
+    }
+    return st;
+  }
+
+  get tracked(): number {
+    return this.inodes.size;
+  }
+
+  /** Brings the chunk map up to `attr` (close-to-open: called at every open). */
+  async revalidate(st: InodeData, attr: Attr): Promise<void> {
+    if (!st.mapStale && st.dataVersion === attr.dataVersion) return;
+    if (st.ptHandles > 0) {
+      // The kernel reads the backing file directly: leave it alone until the last such handle closes.
+      st.staleWhilePinned = true;
+      return;
+    }
+    await st.serialize(() => this.refreshLocked(st));
+  }
+
+  private async refreshLocked(st: InodeData): Promise<void> {
+    const map = await this.d.meta.getDataMap(this.d.fsId, st.ino);
+    if (st.ptHandles > 0) {
+      st.staleWhilePinned = true;
+      return;
+    }
+    for (const index of st.applyMap(map)) this.dropChunk(st, index);
+    if (st.backing.size !== st.size) {
+      if (st.size < st.backing.size) this.dropBeyond(st, st.size);
+      st.backing.truncate(st.size);
+    }
+  }
+
+  /** Another client changed the inode's data: chunks may be stale; refresh now if idle. */
+  async remoteChange(ino: number, dataVersion: number): Promise<void> {
+    const st = this.inodes.get(ino);
+    if (!st || st.dataVersion === dataVersion) return;
+    st.mapStale = true;
+    if (st.ptHandles > 0) {
+      st.staleWhilePinned = true;
+      return;
+    }
+    await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
+  }
+
+  /** Drops every chunk of every idle inode (change feed lost: anything may have changed). */
+  markAllStale(): void {
+    for (const st of this.inodes.values()) {
+      st.mapStale = true;
+      if (st.ptHandles > 0) st.staleWhilePinned = true;
+    }
+  }
+
+  // ---- reads --------------------------------------------------------------------------------
+
+  async read(st: InodeData, offset: number, size: number, sequential: boolean): Promise<Buffer> {
+    if (st.mapStale && st.ptHandles === 0) await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
+    const end = Math.min(offset + size, st.size);
+    if (end <= offset) return Buffer.alloc(0);
+    const cs = this.d.chunkSize;
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((end - 1) / cs);
+    const waits: Promise<void>[] = [];
+    for (let i = first; i <= last; i++) {
+      if (st.isLocal(i)) {
+        cacheHits.inc();
+        this.d.cache.hit(st.ino, i);
+      } else {
+        cacheMisses.inc();
+        waits.push(this.fetch(st, i));
+      }
+    }
+    if (waits.length) await Promise.all(waits);
+    if (sequential) this.readahead(st, last + 1);
+    const buf = Buffer.allocUnsafe(end - offset);
+    const n = st.backing.read(buf, offset);
+    // Past the backing file's end (a size raised by a truncate we already applied) reads as zeros.
+    if (n < buf.length) buf.fill(0, n);
+    return buf;
+  }
+
+  private readahead(st: InodeData, from: number): void {
+    const n = st.chunkCount();
+    for (let i = from; i < Math.min(n, from + this.d.readaheadChunks); i++) {
+      if (!st.isLocal(i) && !st.fetches.has(i)) {
+        this.fetch(st, i).catch((err: unknown) => log.debug({ ino: st.ino, index: i, err: String(err) }, 'readahead failed'));
+      }
+    }
+  }
+
+  /** Downloads chunk `index` into the backing file (shared by concurrent callers). */
+  fetch(st: InodeData, index: number): Promise<void> {
+    const running = st.fetches.get(index);
+    if (running) return running;
+    const p = this.doFetch(st, index).finally(() => st.fetches.delete(index));
+    st.fetches.set(index, p);
+    return p;
+  }
+
+  private async doFetch(st: InodeData, index: number): Promise<void> {
+    const ref = st.refs.get(index);
+    if (!ref) return;
+    const cs = this.d.chunkSize;
+    const want = Math.min(ref.length, cs, Math.max(0, st.size - index * cs));
+    this.d.cache.makeRoom(want);
+    const data = want > 0
+      ? await this.d.data.get({ fsId: this.d.fsId, ino: st.ino, index, version: ref.version }, 0, want)
+      : Buffer.alloc(0);
+    // The map may have moved on while we waited (remote change, local write, truncate).
+    if (st.refs.get(index) !== ref || st.present.has(index) || st.backing.closed) return;
+    const len = Math.min(data.length, Math.max(0, st.size - index * cs));
+    if (len > 0) st.backing.write(len === data.length ? data : data.subarray(0, len), index * cs);
+    st.present.set(index, ref.version);
+    this.d.cache.touch(st.ino, index, len);
+    cacheFetchedBytes.inc(len);
+  }
+
+  /** Makes every chunk of the file local (warmup; passthrough needs it). */
+  async fetchAll(st: InodeData): Promise<void> {
+    if (st.mapStale && st.ptHandles === 0) await st.serialize(() => this.refreshLocked(st));
+    const missing: number[] = [];
+    for (let i = 0; i < st.chunkCount(); i++) if (!st.isLocal(i)) missing.push(i);
+    await runLimited(missing, IO_PARALLELISM, (i) => this.fetch(st, i));
+  }
+
+  // ---- writes -------------------------------------------------------------------------------
+
+  async write(st: InodeData, offset: number, data: Buffer): Promise<number> {
+    if (st.mapStale && st.ptHandles === 0) await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
+    const end = offset + data.length;
+    const cs = this.d.chunkSize;
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((end - 1) / cs);
+    // A partial write into a chunk we do not hold needs the rest of the chunk first.
+    const needs: number[] = [];
+    for (let i = first; i <= last; i++) {
+      if (st.isLocal(i)) continue;
+      const ref = st.refs.get(i)!;
+      const validEnd = Math.min(i * cs + ref.length, st.size, (i + 1) * cs);
+      if (offset > i * cs || end < validEnd) needs.push(i);
+    }
+    if (needs.length) await Promise.all(needs.map((i) => this.fetch(st, i)));
+    for (let i = first; i <= last; i++) {
+      const had = st.present.has(i);
+      st.markDirty(i);
+      if (!had) this.d.cache.touch(st.ino, i, Math.min(cs, Math.max(end, st.size) - i * cs));
+    }
+    st.backing.write(data, offset);
+    if (end > st.size) {
+      st.size = end;
+      st.sizeDirty = true;
+    }
+    st.localMtime = nowTimespec();
+    return data.length;
+  }
+
+  /** Sets the size (truncate up or down) and commits it with any dirty data. */
+  async truncate(st: InodeData, size: number): Promise<Attr> {
+    return st.serialize(async () => {
+      if (st.mapStale && st.ptHandles === 0) await this.refreshLocked(st);
+      const cs = this.d.chunkSize;
+      if (size < st.size) {
+        const partial = size % cs !== 0 ? Math.floor(size / cs) : -1;
+        if (partial >= 0 && !st.isLocal(partial)) await this.fetch(st, partial);
+        st.backing.truncate(size);
+        this.dropBeyond(st, size);
+        // The cut chunk's object still holds the old tail: rewrite it so a later extension reads zeros.
+        if (partial >= 0 && (st.refs.has(partial) || st.dirty.has(partial))) st.markDirty(partial);
+      } else if (size > st.size) {
+        st.backing.truncate(size);
+      }
+      st.size = size;
+      st.sizeDirty = true;
+      st.localMtime = nowTimespec();
+      return (await this.uploadLocked(st, true))!;
+    });
+  }
+
+  /** Zeros [offset, offset+len) (PUNCH_HOLE) or extends the size (mode 0). */
+  async punch(st: InodeData, offset: number, len: number): Promise<void> {
+    await st.serialize(async () => {
+      if (st.mapStale && st.ptHandles === 0) await this.refreshLocked(st);
+      const end = Math.min(offset + len, st.size);
+      if (end <= offset) return;
+      const cs = this.d.chunkSize;
+      const first = Math.floor(offset / cs);
+      const last = Math.floor((end - 1) / cs);
+      for (let i = first; i <= last; i++) {
+        if (!st.isLocal(i)) await this.fetch(st, i);
+      }
+      for (let i = first; i <= last; i++) st.markDirty(i);
+      st.backing.zero(offset, end - offset);
+      st.localMtime = nowTimespec();
+    });
+  }
+
+  private dropBeyond(st: InodeData, size: number): void {
+    const firstGone = Math.ceil(size / this.d.chunkSize);
+    for (const i of [...st.present.keys()]) {
+      if (i >= firstGone) {
+        st.present.delete(i);
+        this.d.cache.forget(st.ino, i);
+      }
+    }
+    for (const i of [...st.dirty.keys()]) if (i >= firstGone) st.dirty.delete(i);
+    for (const i of [...st.refs.keys()]) if (i >= firstGone) st.refs.delete(i);
+  }
+
+  private dropChunk(st: InodeData, index: number): void {
+    st.present.delete(index);
+    this.d.cache.forget(st.ino, index);
+    const cs = this.d.chunkSize;
+    st.backing.zero(index * cs, cs);
+  }
+
+  // ---- uploads ------------------------------------------------------------------------------
+
+  /** Uploads dirty chunks and commits them (close-to-open: flush, fsync and release call this). */
+  flush(st: InodeData): Promise<Attr | undefined> {
+    return st.serialize(() => this.uploadLocked(st, false));
+  }
+
+  /** True when something local is not committed yet. */
+  isDirty(st: InodeData): boolean {
+    return st.dirty.size > 0 || st.sizeDirty || this.passthroughWritten(st);
+  }
+
+  /** Passthrough writes bypass the daemon: the backing file's size/mtime say whether they happened. */
+  private passthroughWritten(st: InodeData): boolean {
+    if (st.writablePtHandles === 0 || !st.ptSnapshot || st.backing.closed) return false;
+    const now = st.backing.stat();
+    return now.size !== st.ptSnapshot.size || now.mtimeNs !== st.ptSnapshot.mtimeNs;
+  }
+
+  private async uploadLocked(st: InodeData, force: boolean): Promise<Attr | undefined> {
+    if (this.passthroughWritten(st)) {
+      // We cannot know which bytes the kernel wrote: every chunk is dirty (see DESIGN note in kurve-fs.ts).
+      const now = st.backing.stat();
+      st.backing.adoptSize(now.size);
+      if (now.size < st.size) this.dropBeyond(st, now.size);
+      st.size = now.size;
+      st.sizeDirty = true;
+      for (let i = 0; i < st.chunkCount(); i++) st.markDirty(i);
+      st.ptSnapshot = now;
+      st.localMtime = nowTimespec();
+    }
+    if (!force && st.dirty.size === 0 && !st.sizeDirty) return undefined;
+    const started = process.hrtime.bigint();
+    const size = st.size;
+    const cs = this.d.chunkSize;
+    const batch = [...st.dirty].filter(([i]) => i * cs < size);
+    const base = batch.length ? await this.d.meta.allocChunkVersions(this.d.fsId, batch.length) : 0;
+    const refs: ChunkRef[] = batch.map(([index], k) => ({ index, version: base + k, length: Math.min(cs, size - index * cs) }));
+    await runLimited(refs, IO_PARALLELISM, async (ref) => {
+      const buf = Buffer.allocUnsafe(ref.length);
+      const n = st.backing.read(buf, ref.index * cs);
+      if (n < ref.length) buf.fill(0, n);
+      await this.d.data.put({ fsId: this.d.fsId, ino: st.ino, index: ref.index, version: ref.version }, buf);
+      uploadedBytes.inc(ref.length);
+    });
+    const prevVersion = st.dataVersion;
+    const attr = await this.d.meta.commitData(this.d.fsId, st.ino, { chunks: refs, size, touch: true });
+    commits.inc();
+    batch.forEach(([index, gen], k) => {
+      st.refs.set(index, refs[k]);
+      if (st.dirty.get(index) === gen) {
+        st.dirty.delete(index);
+        st.present.set(index, refs[k].version);
+      }
+    });
+    if (st.size === size) st.sizeDirty = false;
+    if (st.dirty.size === 0 && !st.sizeDirty) st.localMtime = undefined;
+    // Exactly one version step means nobody else committed in between: our map is current.
+    if (attr.dataVersion !== prevVersion + 1 && prevVersion >= 0) st.mapStale = true;
+    if (st.lastOpenVersion === prevVersion) st.lastOpenVersion = attr.dataVersion;
+    st.dataVersion = attr.dataVersion;
+    this.d.onOwnCommit?.(st.ino, attr.dataVersion);
+    uploadDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    return attr;
+  }
+
+  // ---- eviction and lifetime ---------------------------------------------------------------
+
+  canEvict(ino: number, index: number): boolean {
+    const st = this.inodes.get(ino);
+    if (!st) return true;
+    return st.ptHandles === 0 && !st.dirty.has(index) && !st.fetches.has(index);
+  }
+
+  evict(ino: number, index: number): void {
+    const st = this.inodes.get(ino);
+    if (!st || st.backing.closed) return;
+    st.present.delete(index);
+    st.backing.zero(index * this.d.chunkSize, this.d.chunkSize);
+  }
+
+  /** The inode is gone (forgotten by the kernel and idle, or deleted): free its local state. */
+  drop(ino: number): void {
+    const st = this.inodes.get(ino);
+    if (!st || st.handles > 0 || this.isDirty(st)) return;
+    for (const i of st.present.keys()) this.d.cache.forget(ino, i);
+    st.backing.close();
+    this.inodes.delete(ino);
+  }
+
+  /** Uploads everything dirty (unmount). */
+  async flushAll(): Promise<void> {
+    for (const st of this.inodes.values()) {
+      if (!this.isDirty(st)) continue;
+      try {
+        await this.flush(st);
+      } catch (err) {
+        log.error({ ino: st.ino, err: String(err) }, 'flush at shutdown failed: local changes lost');
+      }
+    }
+  }
+
+  close(): void {
+    for (const st of this.inodes.values()) st.backing.close();
+    this.inodes.clear();
+  }
+}
+
+export function nowTimespec(): { sec: number; nsec: number } {
+  const ns = BigInt(Date.now()) * 1_000_000n;
+  return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
+}
+
+async function runLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  });
+  await Promise.all(workers);
+}
+
+export function notSupported(what: string): FsError {
+  return new FsError(Errno.EOPNOTSUPP, what);
+}

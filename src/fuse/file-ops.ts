@@ -1,0 +1,256 @@
+// File handles: open/create (choosing passthrough or daemon-served I/O), read, write, flush,
+// fsync, release, fallocate, lseek and truncate, on top of the data path in file-data.ts.
+//
+// Passthrough policy. The kernel requires every concurrent open of an inode to use one mode
+// (passthrough or not; a mismatched open fails with EIO), and passthrough writes never reach the
+// daemon. So: a READ-ONLY open of a fully cached file, with no daemon-mode handle open, uses
+// passthrough. A writable open uses the daemon path — unless the inode is already open in
+// passthrough (then it must join that mode). A writable passthrough handle is treated as "may
+// have dirtied the file": at flush/fsync/release the backing file's size and mtime are compared
+// with a snapshot, and if they moved, every chunk is uploaded. That is costly only for the rare
+// "write while someone reads it" case; daemon writes track dirty chunks precisely.
+import * as fs from 'node:fs';
+import { Errno, FsError, toErrno } from '../common/errno';
+import { moduleLogger } from '../common/logger';
+import type { Attr, MetaService } from '../metaserver/api';
+import {
+  FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, SEEK_DATA, SEEK_HOLE,
+  type CreateIn, type CreateOut, type FallocateIn, type LseekIn, type LseekOut, type OpenIn, type OpenOut,
+  type ReadIn, type RequestContext, type WriteIn, type WriteOut,
+} from './protocol/raw-fs';
+import { HandleTable } from './vfs/handle-table';
+import { S_IFMT, S_IFREG } from './attrs';
+import type { ClientOptions } from './client-options';
+import { openHandles, opens, passthroughOpens, readBytes, writtenBytes } from './client-metrics';
+import type { FileData } from './file-data';
+import type { InodeData } from './inode-data';
+import type { KurveFs } from './kurve-fs';
+
+const log = moduleLogger('file-ops');
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+const { O_TRUNC, O_DIRECT, O_EXCL } = fs.constants;
+
+interface FileHandle {
+  readonly ino: number;
+  readonly st: InodeData;
+  readonly writable: boolean;
+  readonly passthrough: boolean;
+  /** End of the previous read: the next one at this offset is sequential (readahead). */
+  lastEnd: number;
+}
+
+export class FileOps {
+  private readonly handles = new HandleTable<FileHandle>();
+
+  constructor(
+    private readonly kfs: KurveFs,
+    private readonly meta: MetaService,
+    private readonly data: FileData,
+    private readonly opts: ClientOptions,
+    private readonly sessionId: string | undefined,
+  ) {}
+
+  get openCount(): number {
+    return this.handles.size;
+  }
+
+  async open(ctx: RequestContext, req: OpenIn): Promise<OpenOut> {
+    const ino = ctx.nodeid;
+    const attr = await this.meta.getattr(this.kfs.fsId, ino);
+    if ((attr.mode & S_IFMT) !== S_IFREG) {
+      // Device nodes and fifos are opened by the kernel itself; anything else here is a bug.
+      throw new FsError(Errno.EINVAL, `open of a non-regular inode ${ino}`);
+    }
+    const st = this.data.ensure(ino);
+    await this.data.revalidate(st, attr);
+    const writable = (req.flags & O_ACCMODE) !== O_RDONLY;
+    if (writable && req.flags & O_TRUNC && st.size > 0) await this.data.truncate(st, 0);
+    return this.openHandle(st, req.flags);
+  }
+
+  async create(ctx: RequestContext, req: CreateIn): Promise<CreateOut> {
+    const parent = ctx.nodeid;
+    const mode = S_IFREG | (req.mode & 0o7777 & ~req.umask);
+    let attr: Attr;
+    try {
+      attr = await this.meta.mknod(this.kfs.fsId, parent, req.name, mode, 0, this.kfs.caller(ctx));
+      this.kfs.ownCreate(parent, req.name);
+    } catch (err) {
+      // Lost a race with another creator: without O_EXCL, open what is there (as open(2) would).
+      if (toErrno(err) !== Errno.EEXIST || req.flags & O_EXCL) throw err;
+      attr = await this.meta.lookup(this.kfs.fsId, parent, req.name);
+      if ((attr.mode & S_IFMT) !== S_IFREG) throw new FsError(Errno.EISDIR, 'create over a non-regular file');
+    }
+    const st = this.data.ensure(attr.ino);
+    await this.data.revalidate(st, attr);
+    if ((req.flags & O_TRUNC) && st.size > 0) attr = await this.data.truncate(st, 0);
+    const open = await this.openHandle(st, req.flags);
+    // entry() takes the lookup count only once the open succeeded: a failed create hands out nothing.
+    return { entry: this.kfs.entry(parent, req.name, attr), open };
+  }
+
+  private async openHandle(st: InodeData, flags: number): Promise<OpenOut> {
+    const writable = (flags & O_ACCMODE) !== O_RDONLY;
+    const conn = this.kfs.connection;
+    let passthrough = false;
+    if (conn?.passthrough && this.opts.passthrough) {
+      if (st.ptHandles > 0) passthrough = true; // one mode per inode: join it
+      else if (st.daemonHandles === 0 && !(flags & O_DIRECT) && (!writable || this.opts.passthroughWrites)) {
+        if (st.staleWhilePinned || st.mapStale) {
+          st.staleWhilePinned = false;
+          st.mapStale = true;
+        }
+        passthrough = !st.mapStale && st.fullyLocal();
+      }
+    }
+    if (passthrough && st.backingId === undefined) {
+      try {
+        st.backingId = conn!.backing.open(st.backing.fd);
+        st.ptSnapshot = st.backing.stat();
+      } catch (err) {
+        log.warn({ err: String(err) }, 'passthrough backing open failed: serving this file from the daemon');
+        passthrough = false;
+      }
+    }
+    if (st.handles === 0 && this.sessionId && !st.sessionOpen) {
+      // Orphan protection: unlink while open keeps the inode until our last release.
+      await this.meta.openInode(this.kfs.fsId, st.ino, this.sessionId);
+      st.sessionOpen = true;
+    }
+    let openFlags = 0;
+    if (passthrough) {
+      st.ptHandles++;
+      if (writable) st.writablePtHandles++;
+      openFlags |= FOPEN_PASSTHROUGH;
+      passthroughOpens.inc();
+      opens.inc({ mode: 'passthrough' });
+    } else {
+      st.daemonHandles++;
+      if (flags & O_DIRECT) openFlags |= FOPEN_DIRECT_IO;
+      else if (st.lastOpenVersion === st.dataVersion) openFlags |= FOPEN_KEEP_CACHE;
+      opens.inc({ mode: 'daemon' });
+    }
+    st.lastOpenVersion = st.dataVersion;
+    const fh = this.handles.add({ ino: st.ino, st, writable, passthrough, lastEnd: -1 });
+    openHandles.inc();
+    return passthrough ? { fh, openFlags, backingId: st.backingId } : { fh, openFlags };
+  }
+
+  async read(req: ReadIn): Promise<Buffer> {
+    const h = this.handles.need(req.fh);
+    const buf = await this.data.read(h.st, req.offset, req.size, req.offset === h.lastEnd || req.offset === 0);
+    h.lastEnd = req.offset + buf.length;
+    readBytes.inc(buf.length);
+    return buf;
+  }
+
+  async write(req: WriteIn): Promise<WriteOut> {
+    const h = this.handles.need(req.fh);
+    const n = await this.data.write(h.st, req.offset, req.data);
+    writtenBytes.inc(n);
+    return { size: n };
+  }
+
+  async flush(fh: number): Promise<void> {
+    const h = this.handles.need(fh);
+    if (h.writable && this.data.isDirty(h.st)) await this.data.flush(h.st);
+  }
+
+  async fsync(fh: number): Promise<void> {
+    const h = this.handles.need(fh);
+    if (this.data.isDirty(h.st)) await this.data.flush(h.st);
+  }
+
+  async release(fh: number): Promise<void> {
+    const h = this.handles.get(fh);
+    if (!h) return;
+    const st = h.st;
+    try {
+      // Upload before the handle count drops: a writable passthrough handle is how we know to look.
+      if (h.writable && this.data.isDirty(st)) await this.data.flush(st);
+    } catch (err) {
+      log.error({ ino: h.ino, err: String(err) }, 'upload at close failed: data stays local and dirty');
+    } finally {
+      this.handles.release(fh);
+      openHandles.dec();
+      if (h.passthrough) {
+        st.ptHandles--;
+        if (h.writable) st.writablePtHandles--;
+        if (st.ptHandles === 0 && st.backingId !== undefined) {
+          this.kfs.connection?.backing.close(st.backingId);
+          st.backingId = undefined;
+          st.ptSnapshot = undefined;
+          if (st.staleWhilePinned) {
+            st.staleWhilePinned = false;
+            st.mapStale = true;
+          }
+        }
+      } else {
+        st.daemonHandles--;
+      }
+    }
+    if (st.handles === 0) {
+      if (this.data.isDirty(st)) {
+        await this.data.flush(st).catch((err: unknown) => log.error({ ino: h.ino, err: String(err) }, 'upload at last close failed'));
+      }
+      if (st.sessionOpen && this.sessionId) {
+        st.sessionOpen = false;
+        await this.meta.releaseInode(this.kfs.fsId, st.ino, this.sessionId).catch((err: unknown) =>
+          log.warn({ ino: h.ino, err: String(err) }, 'releaseInode failed'));
+      }
+      if (!this.kfs.known(st.ino)) this.data.drop(st.ino);
+    }
+  }
+
+  async truncate(ino: number, size: number): Promise<Attr> {
+    if (size < 0 || !Number.isSafeInteger(size)) throw new FsError(Errno.EINVAL, `invalid size ${size}`);
+    const st = this.data.ensure(ino);
+    const attr = await this.meta.getattr(this.kfs.fsId, ino);
+    if ((attr.mode & S_IFMT) !== S_IFREG) throw new FsError(Errno.EINVAL, 'truncate of a non-regular file');
+    await this.data.revalidate(st, attr);
+    const out = await this.data.truncate(st, size);
+    if (st.ptSnapshot && !st.backing.closed) st.ptSnapshot = st.backing.stat();
+    return out;
+  }
+
+  async fallocate(ino: number, req: FallocateIn): Promise<void> {
+    const h = this.handles.need(req.fh);
+    const known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE;
+    if (req.mode & ~known) throw new FsError(Errno.EOPNOTSUPP, `fallocate mode ${req.mode}`);
+    if (req.offset < 0 || req.length <= 0) throw new FsError(Errno.EINVAL, 'fallocate range');
+    if (req.mode & FALLOC_FL_PUNCH_HOLE) {
+      await this.data.punch(h.st, req.offset, req.length);
+      await this.data.flush(h.st);
+      return;
+    }
+    // Space is not reserved (the datastore is shared); mode 0 only extends the size.
+    const end = req.offset + req.length;
+    if (!(req.mode & FALLOC_FL_KEEP_SIZE) && end > h.st.size) await this.truncate(ino, end);
+  }
+
+  async lseek(_ino: number, req: LseekIn): Promise<LseekOut> {
+    const h = this.handles.need(req.fh);
+    const st = h.st;
+    if (req.whence !== SEEK_DATA && req.whence !== SEEK_HOLE) throw new FsError(Errno.EINVAL, `whence ${req.whence}`);
+    const size = st.size;
+    if (req.offset < 0) throw new FsError(Errno.ENXIO, 'negative offset');
+    if (req.offset >= size) throw new FsError(Errno.ENXIO, 'offset at or past EOF');
+    // Data and holes at chunk granularity: a chunk with an object or local writes is data.
+    const cs = st.chunkSize;
+    const isData = (i: number): boolean => st.refs.has(i) || st.dirty.has(i);
+    const n = st.chunkCount();
+    for (let i = Math.floor(req.offset / cs); i < n; i++) {
+      if (isData(i) === (req.whence === SEEK_DATA)) return { offset: Math.min(Math.max(req.offset, i * cs), size) };
+    }
+    if (req.whence === SEEK_HOLE) return { offset: size };
+    throw new FsError(Errno.ENXIO, 'no data past offset');
+  }
+
+  /** Open handles of an inode (warmup and tests). */
+  handlesOf(ino: number): number {
+    let n = 0;
+    for (const h of this.handles.values()) if (h.ino === ino) n++;
+    return n;
+  }
+}

@@ -1,0 +1,99 @@
+// Per-inode data state of the client: the chunk map as of a dataVersion, which chunks the local
+// backing file holds, which are dirty (written here, not yet uploaded), and the open-mode counts
+// that decide passthrough. Plain state plus small helpers; the policy lives in file-data.ts.
+import type { ChunkRef, DataMap } from '../metaserver/api';
+import type { BackingFile } from './cache/backing-file';
+
+export interface PassthroughSnapshot {
+  readonly size: number;
+  readonly mtimeNs: bigint;
+}
+
+export class InodeData {
+  /** File size as this client sees it (includes local writes not yet committed). */
+  size = 0;
+  /** dataVersion of the chunk map below. */
+  dataVersion = -1;
+  /** Chunk map from the metaserver (plus our own committed chunks). */
+  readonly refs = new Map<number, ChunkRef>();
+  /** Chunks whose bytes the backing file holds, with the chunk version they came from (0 = local only). */
+  readonly present = new Map<number, number>();
+  /** Chunks written locally and not yet committed: index -> write generation. */
+  readonly dirty = new Map<number, number>();
+  /** The size differs from the committed one (write past EOF, truncate not yet committed). */
+  sizeDirty = false;
+  /** mtime of the last local write not yet committed (reported by getattr). */
+  localMtime?: { sec: number; nsec: number };
+  /** In-flight chunk fetches, so concurrent readers share one download. */
+  readonly fetches = new Map<number, Promise<void>>();
+  private gen = 0;
+
+  /** Handles open in each mode; the kernel requires one mode per inode while any is open. */
+  daemonHandles = 0;
+  ptHandles = 0;
+  writablePtHandles = 0;
+  backingId?: number;
+  ptSnapshot?: PassthroughSnapshot;
+  /** A change from another client arrived while passthrough handles pinned the backing file. */
+  staleWhilePinned = false;
+  /** The dataVersion the previous open saw (FOPEN_KEEP_CACHE when unchanged). */
+  lastOpenVersion = -1;
+  /** Set when the metaserver may hold a newer chunk map than ours. */
+  mapStale = true;
+  /** Session-level open registered with the metaserver (orphan protection). */
+  sessionOpen = false;
+
+  /** Serializes flush/truncate/refresh of this inode. */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly ino: number, readonly chunkSize: number, readonly backing: BackingFile) {}
+
+  get handles(): number {
+    return this.daemonHandles + this.ptHandles;
+  }
+
+  chunkCount(size = this.size): number {
+    return Math.ceil(size / this.chunkSize);
+  }
+
+  /** True when reading chunk `index` needs no download: held locally, or a hole. */
+  isLocal(index: number): boolean {
+    return this.present.has(index) || !this.refs.has(index);
+  }
+
+  /** Every byte of the file is in the backing file (or a hole): passthrough may serve it. */
+  fullyLocal(): boolean {
+    const n = this.chunkCount();
+    if (this.refs.size === 0) return true;
+    for (let i = 0; i < n; i++) if (!this.isLocal(i)) return false;
+    return true;
+  }
+
+  markDirty(index: number): void {
+    this.dirty.set(index, ++this.gen);
+    if (!this.present.has(index)) this.present.set(index, 0);
+  }
+
+  /** Adopts a metaserver chunk map; returns the chunk indexes whose local bytes became stale. */
+  applyMap(map: DataMap): number[] {
+    const stale: number[] = [];
+    for (const [index, version] of this.present) {
+      if (this.dirty.has(index)) continue;
+      const ref = map.chunks.find((c) => c.index === index);
+      if (!ref || ref.version !== version || index * this.chunkSize >= map.size) stale.push(index);
+    }
+    this.refs.clear();
+    for (const c of map.chunks) this.refs.set(c.index, c);
+    this.dataVersion = map.dataVersion;
+    if (!this.sizeDirty && this.dirty.size === 0) this.size = map.size;
+    this.mapStale = false;
+    return stale;
+  }
+
+  /** Runs fn after every earlier serialized operation on this inode. */
+  serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+}

@@ -1,0 +1,385 @@
+// The Kurve file system: the RawFileSystem the FUSE session calls, over a MetaService (namespace)
+// and a DataService (chunks). Namespace and directory operations live here; file handles and the
+// data path are in file-ops.ts / file-data.ts; kernel cache coherence in coherence.ts.
+import { Errno, FsError, toErrno } from '../common/errno';
+import { moduleLogger } from '../common/logger';
+import type { DataService } from '../datastore/api';
+import { ROOT_INO, type Attr, type Caller, type MetaService, type SetAttrRequest } from '../metaserver/api';
+import type { FsInfo } from '../mds/api';
+import type {
+  AccessIn, AttrOut, CreateIn, CreateOut, DirentPlusSink, DirentSink, EntryOut, FallocateIn, FlushIn, FsyncIn,
+  FuseConnection, GetattrIn, GetxattrIn, LinkIn, LseekIn, LseekOut, MkdirIn, MknodIn, NameIn, OpenIn, OpenOut,
+  RawFileSystem, ReaddirIn, ReadIn, ReleaseIn, RemovexattrIn, RenameIn, RequestContext, SetattrIn, SetxattrIn,
+  StatfsOut, SymlinkIn, WriteIn, WriteOut,
+} from './protocol/raw-fs';
+import { RENAME_WHITEOUT } from './protocol/raw-fs';
+import { InodeTable } from './vfs/inode-table';
+import { HandleTable } from './vfs/handle-table';
+import { DirStream, dotEntries, fillDirents, fillDirentsPlus, type ListedEntry } from './vfs/readdir';
+import { S_IFDIR, S_IFMT, S_IFREG, S_ISGID, S_ISUID, toFuseAttr } from './attrs';
+import type { ChunkCache } from './cache/chunk-cache';
+import type { ClientOptions } from './client-options';
+import { inodesTracked, openHandles } from './client-metrics';
+import { Coherence } from './coherence';
+import { FileData } from './file-data';
+import { FileOps } from './file-ops';
+import { Warmup } from './warmup-xattr';
+
+const log = moduleLogger('kurve-fs');
+const NAME_MAX = 255;
+const READDIR_BATCH = 512;
+
+export interface KurveFsDeps {
+  readonly meta: MetaService;
+  readonly data: DataService;
+  readonly fs: FsInfo;
+  /** MDS session id: open inodes survive unlink while this session holds them. */
+  readonly sessionId?: string;
+  readonly cache: ChunkCache;
+  readonly options: ClientOptions;
+}
+
+interface InodeRef {
+  /** Parent directory for directories (to answer ".."); 0 when unknown. */
+  parent: number;
+}
+
+interface DirHandle {
+  readonly ino: number;
+  readonly stream: DirStream<ListedEntry & { readonly attr?: Attr }>;
+}
+
+export class KurveFs implements RawFileSystem {
+  readonly fsId: number;
+  readonly coherence: Coherence;
+  readonly files: FileOps;
+  readonly dataPath: FileData;
+  readonly warmup: Warmup;
+  private conn?: FuseConnection;
+  private readonly inodes: InodeTable<InodeRef>;
+  private readonly dirs = new HandleTable<DirHandle>();
+
+  constructor(private readonly d: KurveFsDeps) {
+    this.fsId = d.fs.fsId;
+    this.inodes = new InodeTable<InodeRef>({ parent: ROOT_INO }, (ino) => {
+      inodesTracked.set(this.inodes.size);
+      this.dataPath.drop(ino);
+    });
+    this.dataPath = new FileData({
+      meta: d.meta, data: d.data, fsId: this.fsId, chunkSize: d.fs.chunkSize, cache: d.cache,
+      readaheadChunks: d.options.readaheadChunks,
+      onOwnCommit: (ino, v) => this.coherence.expectData(ino, v),
+    });
+    this.coherence = new Coherence(d.meta, this.fsId, d.options, {
+      onData: (ino, v) => {
+        this.dataPath.remoteChange(ino, v).catch((err: unknown) => log.warn({ ino, err: String(err) }, 'refresh after remote change failed'));
+      },
+      onReset: () => this.dataPath.markAllStale(),
+      knownInodes: () => [...this.inodes.entries()].map(([ino]) => ino),
+    });
+    this.files = new FileOps(this, d.meta, this.dataPath, d.options, d.sessionId);
+    this.warmup = new Warmup(this);
+  }
+
+  get meta(): MetaService {
+    return this.d.meta;
+  }
+  get connection(): FuseConnection | undefined {
+    return this.conn;
+  }
+
+  caller(ctx: RequestContext): Caller {
+    return { uid: ctx.uid, gid: ctx.gid, sessionId: this.d.sessionId };
+  }
+
+  // ---- session lifecycle --------------------------------------------------------------------
+
+  init(conn: FuseConnection): void {
+    this.conn = conn;
+    this.coherence.start(conn.notify);
+    log.info({ passthrough: conn.passthrough, maxWrite: conn.maxWrite, kernel: `${conn.kernelMajor}.${conn.kernelMinor}` }, 'FUSE session ready');
+  }
+
+  destroy(): void {
+    this.coherence.close();
+  }
+
+  /** Entry for a reply that hands the kernel a lookup count (see raw-fs.ts "Lookup counts"). */
+  entry(parent: number, name: Buffer, attr: Attr): EntryOut {
+    const ref = this.inodes.ref(attr.ino, () => ({ parent: 0 }));
+    if ((attr.mode & S_IFMT) === S_IFDIR) ref.parent = parent;
+    inodesTracked.set(this.inodes.size);
+    this.coherence.noteDentry(parent, name);
+    return this.entryOut(attr);
+  }
+
+  entryOut(attr: Attr): EntryOut {
+    return {
+      nodeid: attr.ino,
+      generation: attr.generation,
+      entryValid: this.coherence.entryTimeout,
+      attrValid: this.coherence.attrTimeout,
+      attr: toFuseAttr(attr, this.dataPath.get(attr.ino)),
+    };
+  }
+
+  attrOut(attr: Attr): AttrOut {
+    return { attrValid: this.coherence.attrTimeout, attr: toFuseAttr(attr, this.dataPath.get(attr.ino)) };
+  }
+
+  /** We changed these ourselves: the feed's echo of them needs no notification. */
+  ownEntry(parent: number, name: Buffer): void {
+    this.coherence.expectEntry(parent, name);
+  }
+
+  // ---- namespace ----------------------------------------------------------------------------
+
+  async lookup(ctx: RequestContext, name: Buffer): Promise<EntryOut> {
+    checkName(name);
+    try {
+      const attr = await this.d.meta.lookup(this.fsId, ctx.nodeid, name);
+      return this.entry(ctx.nodeid, name, attr);
+    } catch (err) {
+      if (toErrno(err) !== Errno.ENOENT) throw err;
+      // A negative entry: the kernel remembers "no such name" until a create (ours or, through
+      // the change feed, another client's) invalidates it.
+      this.coherence.noteDentry(ctx.nodeid, name);
+      return negativeEntry(this.coherence.entryTimeout);
+    }
+  }
+
+  forget(nodeid: number, nlookup: number): void {
+    this.inodes.forget(nodeid, nlookup);
+  }
+
+  async getattr(ctx: RequestContext, _req: GetattrIn): Promise<AttrOut> {
+    return this.attrOut(await this.d.meta.getattr(this.fsId, ctx.nodeid));
+  }
+
+  async setattr(ctx: RequestContext, req: SetattrIn): Promise<AttrOut> {
+    const ino = ctx.nodeid;
+    let attr: Attr | undefined;
+    if (req.size !== undefined) {
+      attr = await this.files.truncate(ino, req.size);
+    }
+    const change: { -readonly [K in keyof SetAttrRequest]: SetAttrRequest[K] } = {};
+    if (req.mode !== undefined) change.mode = req.mode;
+    if (req.uid !== undefined) change.uid = req.uid;
+    if (req.gid !== undefined) change.gid = req.gid;
+    if (req.atime !== undefined) change.atime = req.atime;
+    if (req.mtime !== undefined) change.mtime = req.mtime;
+    if (req.ctime !== undefined) change.ctime = req.ctime;
+    if (req.killSuidgid && change.mode === undefined) {
+      const cur = attr ?? (await this.d.meta.getattr(this.fsId, ino));
+      if (cur.mode & (S_ISUID | S_ISGID)) change.mode = cur.mode & ~(S_ISUID | S_ISGID) & 0o7777;
+    }
+    if (change.mode !== undefined) change.mode &= 0o7777;
+    if (Object.keys(change).length > 0) {
+      attr = await this.d.meta.setattr(this.fsId, ino, change, this.caller(ctx));
+      this.coherence.expectAttr(ino);
+    }
+    attr ??= await this.d.meta.getattr(this.fsId, ino);
+    return this.attrOut(attr);
+  }
+
+  async readlink(ctx: RequestContext): Promise<Buffer> {
+    return this.d.meta.readlink(this.fsId, ctx.nodeid);
+  }
+
+  async symlink(ctx: RequestContext, req: SymlinkIn): Promise<EntryOut> {
+    checkName(req.name);
+    if (req.target.length >= 4096) throw new FsError(Errno.ENAMETOOLONG, 'symlink target too long');
+    const attr = await this.d.meta.symlink(this.fsId, ctx.nodeid, req.name, req.target, this.caller(ctx));
+    this.ownCreate(ctx.nodeid, req.name);
+    return this.entry(ctx.nodeid, req.name, attr);
+  }
+
+  async mknod(ctx: RequestContext, req: MknodIn): Promise<EntryOut> {
+    checkName(req.name);
+    const mode = (req.mode & S_IFMT || S_IFREG) | (req.mode & 0o7777 & ~req.umask);
+    const attr = await this.d.meta.mknod(this.fsId, ctx.nodeid, req.name, mode, req.rdev, this.caller(ctx));
+    this.ownCreate(ctx.nodeid, req.name);
+    return this.entry(ctx.nodeid, req.name, attr);
+  }
+
+  async mkdir(ctx: RequestContext, req: MkdirIn): Promise<EntryOut> {
+    checkName(req.name);
+    const attr = await this.d.meta.mkdir(this.fsId, ctx.nodeid, req.name, req.mode & 0o7777 & ~req.umask, this.caller(ctx));
+    this.ownCreate(ctx.nodeid, req.name);
+    return this.entry(ctx.nodeid, req.name, attr);
+  }
+
+  /** A create/mkdir/… of ours: the feed echoes the entry and the parent's attributes. */
+  ownCreate(parent: number, name: Buffer): void {
+    this.coherence.expectEntry(parent, name);
+    this.coherence.expectAttr(parent);
+  }
+
+  async unlink(ctx: RequestContext, req: NameIn): Promise<void> {
+    checkName(req.name);
+    const r = await this.d.meta.unlink(this.fsId, ctx.nodeid, req.name, this.caller(ctx));
+    this.ownCreate(ctx.nodeid, req.name);
+    this.coherence.expectAttr(r.ino);
+    if (r.nlink === 0 && !r.orphaned && this.inodes.lookupCount(r.ino) === 0) this.dataPath.drop(r.ino);
+  }
+
+  async rmdir(ctx: RequestContext, req: NameIn): Promise<void> {
+    checkName(req.name);
+    await this.d.meta.rmdir(this.fsId, ctx.nodeid, req.name);
+    this.ownCreate(ctx.nodeid, req.name);
+  }
+
+  async rename(ctx: RequestContext, req: RenameIn): Promise<void> {
+    checkName(req.name);
+    checkName(req.newName);
+    if (req.flags & RENAME_WHITEOUT) throw new FsError(Errno.EINVAL, 'RENAME_WHITEOUT is not supported');
+    await this.d.meta.rename(this.fsId, ctx.nodeid, req.name, req.newParent, req.newName, req.flags, this.caller(ctx));
+    this.ownCreate(ctx.nodeid, req.name);
+    this.ownCreate(req.newParent, req.newName);
+  }
+
+  async link(ctx: RequestContext, req: LinkIn): Promise<EntryOut> {
+    checkName(req.newName);
+    const attr = await this.d.meta.link(this.fsId, req.oldNodeid, ctx.nodeid, req.newName);
+    this.ownCreate(ctx.nodeid, req.newName);
+    this.coherence.expectAttr(req.oldNodeid);
+    return this.entry(ctx.nodeid, req.newName, attr);
+  }
+
+  async statfs(_ctx: RequestContext): Promise<StatfsOut> {
+    const s = await this.d.meta.statfs(this.fsId);
+    return { ...s, namelen: s.namelen || NAME_MAX };
+  }
+
+  access(_ctx: RequestContext, _req: AccessIn): void {
+    // default_permissions: the kernel checked already; existence is all that is left.
+  }
+
+  // ---- xattrs -------------------------------------------------------------------------------
+
+  async setxattr(ctx: RequestContext, req: SetxattrIn): Promise<void> {
+    if (this.warmup.handles(req.name)) return this.warmup.set(ctx, req.value);
+    await this.d.meta.setxattr(this.fsId, ctx.nodeid, req.name, req.value, req.flags);
+    this.coherence.expectAttr(ctx.nodeid);
+  }
+
+  async getxattr(ctx: RequestContext, req: GetxattrIn): Promise<Buffer> {
+    if (this.warmup.handles(req.name)) return this.warmup.get(ctx.nodeid);
+    return this.d.meta.getxattr(this.fsId, ctx.nodeid, req.name);
+  }
+
+  async listxattr(ctx: RequestContext): Promise<string[]> {
+    return this.d.meta.listxattr(this.fsId, ctx.nodeid);
+  }
+
+  async removexattr(ctx: RequestContext, req: RemovexattrIn): Promise<void> {
+    await this.d.meta.removexattr(this.fsId, ctx.nodeid, req.name);
+    this.coherence.expectAttr(ctx.nodeid);
+  }
+
+  // ---- directories --------------------------------------------------------------------------
+
+  opendir(ctx: RequestContext, _req: OpenIn): OpenOut {
+    const fh = this.dirs.add({ ino: ctx.nodeid, stream: new DirStream() });
+    openHandles.inc();
+    return { fh };
+  }
+
+  private async listing(h: DirHandle, plus: boolean): Promise<Array<ListedEntry & { readonly attr?: Attr }>> {
+    const parent = h.ino === ROOT_INO ? ROOT_INO : this.inodes.get(h.ino)?.parent || h.ino;
+    const out: Array<ListedEntry & { readonly attr?: Attr }> = dotEntries(h.ino, parent);
+    let cookie = 0;
+    for (;;) {
+      const r = await this.d.meta.readdir(this.fsId, h.ino, cookie, READDIR_BATCH, plus);
+      for (const e of r.entries) out.push({ name: e.name, ino: e.ino, type: e.type, attr: e.attr });
+      if (r.eof || r.entries.length === 0) break;
+      cookie = r.entries[r.entries.length - 1].cookie;
+    }
+    return out;
+  }
+
+  async readdir(_ctx: RequestContext, req: ReaddirIn, out: DirentSink): Promise<void> {
+    const h = this.dirs.need(req.fh);
+    const entries = await h.stream.entriesAt(req.offset, () => this.listing(h, false));
+    fillDirents(out, entries, req.offset);
+  }
+
+  async readdirplus(_ctx: RequestContext, req: ReaddirIn, out: DirentPlusSink): Promise<void> {
+    const h = this.dirs.need(req.fh);
+    const entries = await h.stream.entriesAt(req.offset, () => this.listing(h, true));
+    fillDirentsPlus(
+      out, entries, req.offset,
+      (e) => (e.attr ? this.entryOut(e.attr) : undefined),
+      (e) => {
+        this.entry(h.ino, e.name, e.attr!);
+      },
+    );
+  }
+
+  releasedir(_ctx: RequestContext, req: ReleaseIn): void {
+    if (this.dirs.release(req.fh)) openHandles.dec();
+  }
+
+  fsyncdir(_ctx: RequestContext, _req: FsyncIn): void {
+    // Namespace operations are durable when the metaserver answers them.
+  }
+
+  // ---- files (file-ops.ts) ------------------------------------------------------------------
+
+  create(ctx: RequestContext, req: CreateIn): Promise<CreateOut> {
+    checkName(req.name);
+    return this.files.create(ctx, req);
+  }
+  open(ctx: RequestContext, req: OpenIn): Promise<OpenOut> {
+    return this.files.open(ctx, req);
+  }
+  read(_ctx: RequestContext, req: ReadIn): Promise<Buffer> {
+    return this.files.read(req);
+  }
+  write(_ctx: RequestContext, req: WriteIn): Promise<WriteOut> {
+    return this.files.write(req);
+  }
+  flush(_ctx: RequestContext, req: FlushIn): Promise<void> {
+    return this.files.flush(req.fh);
+  }
+  fsync(_ctx: RequestContext, req: FsyncIn): Promise<void> {
+    return this.files.fsync(req.fh);
+  }
+  release(_ctx: RequestContext, req: ReleaseIn): Promise<void> {
+    return this.files.release(req.fh);
+  }
+  fallocate(ctx: RequestContext, req: FallocateIn): Promise<void> {
+    return this.files.fallocate(ctx.nodeid, req);
+  }
+  lseek(ctx: RequestContext, req: LseekIn): Promise<LseekOut> {
+    return this.files.lseek(ctx.nodeid, req);
+  }
+
+  /** Whether the kernel currently holds a lookup on the inode. */
+  known(ino: number): boolean {
+    return this.inodes.get(ino) !== undefined;
+  }
+
+  get trackedInodes(): number {
+    return this.inodes.size;
+  }
+
+  /** Unmount: upload what is dirty, stop the feed. */
+  async shutdown(): Promise<void> {
+    this.warmup.close();
+    await this.dataPath.flushAll();
+    this.coherence.close();
+  }
+}
+
+function checkName(name: Buffer): void {
+  if (name.length > NAME_MAX) throw new FsError(Errno.ENAMETOOLONG, `name of ${name.length} bytes`);
+}
+
+const ZERO = { sec: 0, nsec: 0 };
+function negativeEntry(timeout: number): EntryOut {
+  return {
+    nodeid: 0, generation: 0, entryValid: timeout, attrValid: 0,
+    attr: { ino: 0, size: 0, atime: ZERO, mtime: ZERO, ctime: ZERO, mode: 0, nlink: 0, uid: 0, gid: 0 },
+  };
+}
