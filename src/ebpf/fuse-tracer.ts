@@ -1,0 +1,203 @@
+// FuseTracer: loads bpf/fuse_trace.bpf.o, attaches it to the fuse request tracepoints, filters on
+// the connections of Kurve mounts, and exports per-opcode kernel-side counts and latencies.
+import * as fs from 'node:fs';
+import type { Registry } from 'prom-client';
+import { registry as defaultRegistry } from '../common/metrics';
+import { fuseOpName as opName } from './fuse-opcodes';
+import { array, perCpu, struct, u32, u64, u8 } from './codecs';
+import { Collection } from './collection';
+import { libbpf } from './ffi';
+import { requireTracepoints } from './features';
+import { Link } from './link';
+import { BpfMap } from './map';
+import { bpfObjectPath } from './objects';
+
+export const HIST_BUCKETS = 40;
+
+const opKey = struct({ connection: u32, opcode: u32 });
+const opStats = struct({ count: u64, completed: u64, errors: u64, sumNs: u64, hist: array(u64, HIST_BUCKETS) });
+type OpKey = ReturnType<typeof opKey.decode>;
+type OpStatsValue = ReturnType<typeof opStats.decode>;
+
+export interface FuseOpStats {
+  readonly opcode: number;
+  readonly op: string;
+  /** Requests the kernel sent to the daemon. */
+  readonly count: number;
+  /** Requests that ended (FORGET/BATCH_FORGET never do). */
+  readonly completed: number;
+  readonly errors: number;
+  readonly sumSeconds: number;
+  /** histogram[i] = requests that took [2^i, 2^(i+1)) ns. */
+  readonly histogram: readonly number[];
+}
+
+/**
+ * The kernel's dev_t encoding of a mount's device (what the fuse tracepoints call `connection`,
+ * and the name of its /sys/fs/fuse/connections entry), from the mount point.
+ */
+export function connectionIdOf(mountpoint: string): number {
+  const dev = fs.statSync(mountpoint, { bigint: true }).dev;
+  // glibc encoding: major in bits 8..19 and 32..43, minor in bits 0..7 and 20..31.
+  const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
+  const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
+  return ((major << 20) | minor) >>> 0;
+}
+
+export interface FuseTracerOptions {
+  /** bpf/fuse_trace.bpf.o by default. */
+  readonly objectPath?: string;
+}
+
+export class FuseTracer {
+  private readonly conns: BpfMap<number, number>;
+  private readonly stats: BpfMap<OpKey, OpStatsValue[]>;
+  private readonly tracked = new Set<number>();
+  private closed = false;
+
+  private constructor(
+    private readonly coll: Collection,
+    private readonly links: Link[],
+    readonly loadMs: number,
+  ) {
+    this.conns = coll.map('connections', u32, u8);
+    this.stats = coll.map('stats', opKey, perCpu(opStats, libbpf().libbpf_num_possible_cpus()));
+    live.add(this);
+  }
+
+  /** Loads and attaches. Throws (BpfError, VerifierError, UnsupportedFeatureError) with the reason. */
+  static open(opts: FuseTracerOptions = {}): FuseTracer {
+    const t0 = performance.now();
+    requireTracepoints(['fuse/fuse_request_send', 'fuse/fuse_request_end']);
+    const coll = Collection.load(opts.objectPath ?? bpfObjectPath('fuse_trace'));
+    const links: Link[] = [];
+    try {
+      for (const p of coll.programs) links.push(p.attach());
+      return new FuseTracer(coll, links, performance.now() - t0);
+    } catch (err) {
+      for (const l of links) l.close();
+      coll.close();
+      throw err;
+    }
+  }
+
+  /** Starts counting requests of this connection (see connectionIdOf). */
+  addConnection(connId: number): void {
+    this.conns.set(connId, 1);
+    this.tracked.add(connId);
+  }
+
+  /** Stops counting and forgets the connection's statistics. */
+  removeConnection(connId: number): void {
+    this.conns.delete(connId);
+    this.tracked.delete(connId);
+    for (const k of [...this.stats.keys()]) if (k.connection === connId) this.stats.delete(k);
+  }
+
+  get connections(): readonly number[] {
+    return [...this.tracked];
+  }
+
+  /** Per-opcode totals (summed over CPUs and, unless `connId` is given, over connections). */
+  snapshot(connId?: number): FuseOpStats[] {
+    const byOp = new Map<number, { count: number; completed: number; errors: number; sumNs: number; hist: number[] }>();
+    for (const [k, perCpuVals] of this.stats.entries()) {
+      if (connId !== undefined && k.connection !== connId) continue;
+      let acc = byOp.get(k.opcode);
+      if (!acc) byOp.set(k.opcode, (acc = { count: 0, completed: 0, errors: 0, sumNs: 0, hist: new Array<number>(HIST_BUCKETS).fill(0) }));
+      for (const v of perCpuVals) {
+        acc.count += v.count;
+        acc.completed += v.completed;
+        acc.errors += v.errors;
+        acc.sumNs += v.sumNs;
+        v.hist.forEach((n, i) => (acc!.hist[i] += n));
+      }
+    }
+    return [...byOp.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([opcode, a]) => ({
+        opcode,
+        op: opName(opcode),
+        count: a.count,
+        completed: a.completed,
+        errors: a.errors,
+        sumSeconds: a.sumNs / 1e9,
+        histogram: a.hist,
+      }));
+  }
+
+  /** Detaches and unloads (a tracepoint link takes ~65 ms to destroy). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    live.delete(this);
+    for (const l of this.links) l.close();
+    this.coll.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+}
+
+const live = new Set<FuseTracer>();
+
+/** Histogram bucket bounds exported to Prometheus: 2^10 ns (~1 µs) … 2^35 ns (~34 s). */
+const FIRST_EXPORTED = 9;
+const LAST_EXPORTED = 34;
+
+interface MetricValue {
+  value: number;
+  labels: Record<string, string | number>;
+  metricName?: string;
+}
+
+function fuseMetricValues(kind: 'requests' | 'errors' | 'duration'): MetricValue[] {
+  const merged = new Map<string, FuseOpStats[]>();
+  for (const t of live) for (const s of t.snapshot()) merged.set(s.op, [...(merged.get(s.op) ?? []), s]);
+  const out: MetricValue[] = [];
+  for (const [op, list] of merged) {
+    if (kind === 'requests') out.push({ value: list.reduce((a, s) => a + s.count, 0), labels: { op } });
+    else if (kind === 'errors') out.push({ value: list.reduce((a, s) => a + s.errors, 0), labels: { op } });
+    else {
+      const name = 'kurve_kernel_fuse_request_duration_seconds';
+      let cum = 0;
+      const hist = new Array<number>(HIST_BUCKETS).fill(0);
+      for (const s of list) s.histogram.forEach((n, i) => (hist[i] += n));
+      for (let i = 0; i < HIST_BUCKETS; i++) {
+        cum += hist[i];
+        if (i < FIRST_EXPORTED || i > LAST_EXPORTED) continue;
+        out.push({ metricName: `${name}_bucket`, value: cum, labels: { op, le: 2 ** (i + 1) / 1e9 } });
+      }
+      const completed = list.reduce((a, s) => a + s.completed, 0);
+      out.push({ metricName: `${name}_bucket`, value: completed, labels: { op, le: '+Inf' } });
+      out.push({ metricName: `${name}_sum`, value: list.reduce((a, s) => a + s.sumSeconds, 0), labels: { op } });
+      out.push({ metricName: `${name}_count`, value: completed, labels: { op } });
+    }
+  }
+  return out;
+}
+
+const registered = new WeakSet<Registry>();
+
+/**
+ * Registers kurve_kernel_fuse_request_duration_seconds{op} (histogram from the log2 buckets),
+ * kurve_kernel_fuse_requests_total{op} and kurve_kernel_fuse_errors_total{op}, summed over every
+ * open FuseTracer in the process. Idempotent per registry.
+ */
+export function registerFuseTracerMetrics(reg: Registry = defaultRegistry): void {
+  if (registered.has(reg)) return;
+  registered.add(reg);
+  const metric = (name: string, help: string, type: 'counter' | 'histogram', kind: 'requests' | 'errors' | 'duration') => ({
+    name,
+    help,
+    type,
+    aggregator: 'sum',
+    get: async () => ({ name, help, type, aggregator: 'sum', values: fuseMetricValues(kind) }),
+    reset: () => undefined,
+  });
+  const add = (m: ReturnType<typeof metric>) => reg.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
+  add(metric('kurve_kernel_fuse_requests_total', 'FUSE requests the kernel sent to this process, by opcode (eBPF, fuse:fuse_request_send)', 'counter', 'requests'));
+  add(metric('kurve_kernel_fuse_errors_total', 'FUSE requests that ended with an error, by opcode (eBPF, fuse:fuse_request_end)', 'counter', 'errors'));
+  add(metric('kurve_kernel_fuse_request_duration_seconds', 'Kernel-side FUSE request latency, send to end, by opcode (eBPF, log2 buckets)', 'histogram', 'duration'));
+}
