@@ -3,6 +3,7 @@
 // SIGTERM/SIGINT handling for the CLI. Services hand in {definition, impl} pairs, so `kurve up`
 // can put several services on one server.
 import type * as grpc from '@grpc/grpc-js';
+import { errnoName, FsError, toErrno } from './errno';
 import { moduleLogger } from './logger';
 import { collectProcessMetrics, MetricsServer, startMetricsServer } from './metrics';
 import { adaptService, RpcServer, ServerOptions, startRpcServer } from './rpc';
@@ -126,4 +127,20 @@ export function exitOnSignal(target: { readonly name?: string; close(): Promise<
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/**
+ * Client side: any error from a gRPC call as an FsError carrying the server's errno (the
+ * `kurve-errno` trailer, else the status mapping), with `context` (e.g. "datastore 1.2.3.4:6703")
+ * in front of the server's message.
+ */
+export function rpcFsError(err: unknown, context: string): FsError {
+  if (err instanceof FsError) return err;
+  const errno = toErrno(err);
+  const e = err as { details?: unknown; message?: unknown };
+  let details = typeof e?.details === 'string' && e.details ? e.details : String(e?.message ?? err);
+  // The server's message already starts with the errno name (FsError's format): don't repeat it.
+  const prefix = `${errnoName(errno)}: `;
+  if (details.startsWith(prefix)) details = details.slice(prefix.length);
+  return new FsError(errno, `${context}: ${details}`);
 }

@@ -15,8 +15,11 @@ export interface DataStats {
 }
 
 export interface DataService {
-  /** Stores a whole chunk object atomically (a reader never sees half of it). */
-  put(key: ChunkKey, data: Buffer): Promise<void>;
+  /**
+   * Stores a whole chunk object atomically (a reader never sees half of it). `crc32c`, when given,
+   * is the writer's CRC32C of `data`: a mismatch is refused with EIO (end-to-end check).
+   */
+  put(key: ChunkKey, data: Buffer, crc32c?: number): Promise<void>;
   /** Reads [offset, offset+length) of an object (length -1: to the end); FsError ENOENT if absent, EIO if corrupt. */
   get(key: ChunkKey, offset?: number, length?: number): Promise<Buffer>;
   /** Deleting an absent object is not an error. */

@@ -1,0 +1,313 @@
+// ChunkStore: DataService over a local directory. One file per object, written atomically (temp
+// file, fsync, rename, fsync dir) and checked with CRC32C on write and on every read: a damaged
+// object is an EIO naming the key, never wrong bytes.
+//
+// Layout: DIR/objects/<fs>/<ino % 256>/<(ino / 256) % 256>/<ino>/<index>.<version>, DIR/tmp/.
+// Two 256-way levels keep directories small for millions of inodes; one inode's chunks share a
+// directory so deleteInode is one readdir.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { crc32c } from '@node-rs/crc32';
+import { fsError } from '../common/errno';
+import { moduleLogger } from '../common/logger';
+import { counter, gauge } from '../common/metrics';
+import { ChunkKey, DataService, DataStats } from './api';
+import { ChecksumError, decodeFixedHeader, decodeHeader, encodeHeader, HEADER_BYTES, verifyBlocks } from './chunk-format';
+
+const log = moduleLogger('datastore');
+
+const bytesTotal = counter({
+  name: 'kurve_datastore_bytes_total',
+  help: 'Chunk bytes written (op=put) and read (op=get) by the datastore',
+  labelNames: ['op'] as const,
+});
+const checksumErrors = counter({
+  name: 'kurve_datastore_checksum_errors_total',
+  help: 'Reads or writes refused because a CRC32C did not match',
+  labelNames: ['op'] as const,
+});
+const objectsGauge = gauge({ name: 'kurve_datastore_objects', help: 'Chunk objects stored' });
+const usedGauge = gauge({ name: 'kurve_datastore_used_bytes', help: 'Bytes used by chunk objects (files on disk)' });
+
+/** Largest object accepted: the largest chunk size a file system may have (64 MiB). */
+export const MAX_OBJECT_BYTES = 64 * 1024 * 1024;
+
+export interface ChunkStoreOptions {
+  readonly maxObjectBytes?: number;
+  /** fsync files and directories (default true; only benchmarks of the rest turn it off). */
+  readonly sync?: boolean;
+}
+
+const MAX_U32 = 0xffffffff;
+
+/** Throws EINVAL with a reason unless every field is a non-negative integer in range. */
+export function validateKey(key: ChunkKey | undefined): asserts key is ChunkKey {
+  if (!key || typeof key !== 'object') throw fsError('EINVAL', 'missing chunk key');
+  for (const f of ['fsId', 'ino', 'index', 'version'] as const) {
+    const v = key[f];
+    if (!Number.isSafeInteger(v) || v < 0 || (f === 'fsId' && v > MAX_U32)) {
+      throw fsError('EINVAL', `invalid chunk key: ${f} must be a non-negative integer, got ${String(v)}`);
+    }
+  }
+}
+
+export function formatKey(k: ChunkKey): string {
+  return `fs=${k.fsId} ino=${k.ino} index=${k.index} version=${k.version}`;
+}
+
+export class ChunkStore implements DataService {
+  private readonly objects: string;
+  private readonly tmp: string;
+  private readonly maxObjectBytes: number;
+  private readonly sync: boolean;
+  private used = 0;
+  private count = 0;
+  /** Per-object operation chains, so concurrent put/delete of one key keep the counters right. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  private constructor(readonly dir: string, opts: ChunkStoreOptions) {
+    this.objects = path.join(dir, 'objects');
+    this.tmp = path.join(dir, 'tmp');
+    this.maxObjectBytes = opts.maxObjectBytes ?? MAX_OBJECT_BYTES;
+    this.sync = opts.sync ?? true;
+  }
+
+  /** Opens (creating if needed) a store in `dir`: clears leftover temp files, counts objects. */
+  static async open(dir: string, opts: ChunkStoreOptions = {}): Promise<ChunkStore> {
+    const s = new ChunkStore(dir, opts);
+    await fs.promises.mkdir(s.objects, { recursive: true });
+    await fs.promises.rm(s.tmp, { recursive: true, force: true });
+    await fs.promises.mkdir(s.tmp, { recursive: true });
+    await s.scan(s.objects);
+    s.publish();
+    log.info({ dir, objects: s.count, usedBytes: s.used }, 'chunk store opened');
+    return s;
+  }
+
+  private async scan(dir: string): Promise<void> {
+    for (const e of await fs.promises.readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) await this.scan(p);
+      else if (e.isFile()) {
+        this.count++;
+        this.used += (await fs.promises.stat(p)).size;
+      }
+    }
+  }
+
+  private publish(): void {
+    objectsGauge.set(this.count);
+    usedGauge.set(this.used);
+  }
+
+  private inodeDir(fsId: number, ino: number): string {
+    const lo = (ino % 256).toString(16).padStart(2, '0');
+    const hi = (Math.floor(ino / 256) % 256).toString(16).padStart(2, '0');
+    return path.join(this.objects, String(fsId), lo, hi, String(ino));
+  }
+
+  private objectPath(k: ChunkKey): string {
+    return path.join(this.inodeDir(k.fsId, k.ino), `${k.index}.${k.version}`);
+  }
+
+  private async locked<T>(p: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(p) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.locks.set(p, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(p) === tail) this.locks.delete(p);
+    }
+  }
+
+  /** Stores the object atomically. `crc` (CRC32C of data, from the writer) is checked when given. */
+  async put(key: ChunkKey, data: Buffer, crc?: number): Promise<void> {
+    validateKey(key);
+    if (data.length > this.maxObjectBytes) {
+      throw fsError('EINVAL', `object of ${data.length} bytes exceeds the limit of ${this.maxObjectBytes} bytes`);
+    }
+    const actual = crc32c(data);
+    if (crc !== undefined && crc >>> 0 !== actual) {
+      checksumErrors.labels('put').inc();
+      throw fsError('EIO', `checksum mismatch on write of ${formatKey(key)}: sent ${crc >>> 0}, received data has ${actual}`);
+    }
+    const header = encodeHeader(data, actual);
+    const target = this.objectPath(key);
+    const tmp = path.join(this.tmp, `${randomBytes(8).toString('hex')}.tmp`);
+    const fh = await fs.promises.open(tmp, 'wx', 0o644);
+    try {
+      await fh.writev([header, data]);
+      if (this.sync) await fh.sync();
+    } catch (err) {
+      await fh.close();
+      await fs.promises.rm(tmp, { force: true });
+      throw err;
+    }
+    await fh.close();
+    const size = header.length + data.length;
+    await this.locked(target, async () => {
+      const dir = path.dirname(target);
+      const created = await fs.promises.mkdir(dir, { recursive: true });
+      const old = await fs.promises.stat(target).catch(() => undefined);
+      await fs.promises.rename(tmp, target);
+      if (this.sync) await this.syncDirs(dir, created);
+      if (old) this.used -= old.size;
+      else this.count++;
+      this.used += size;
+    });
+    bytesTotal.labels('put').inc(data.length);
+    this.publish();
+  }
+
+  /** fsync the object's directory, and every directory mkdir just created up to the existing one. */
+  private async syncDirs(dir: string, created: string | undefined): Promise<void> {
+    const dirs = [dir];
+    if (created) {
+      for (let d = dir; d.length > this.objects.length; d = path.dirname(d)) {
+        dirs.push(path.dirname(d));
+        if (d === created) break;
+      }
+    }
+    for (const d of new Set(dirs)) {
+      const fh = await fs.promises.open(d, 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }
+  }
+
+  async get(key: ChunkKey, offset = 0, length = -1): Promise<Buffer> {
+    return (await this.read(key, offset, length)).data;
+  }
+
+  /** get() that also tells the object's whole length. */
+  async read(key: ChunkKey, offset = 0, length = -1): Promise<{ data: Buffer; objectLength: number }> {
+    validateKey(key);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw fsError('EINVAL', `invalid offset ${offset}`);
+    if (!Number.isSafeInteger(length) || length < -1) throw fsError('EINVAL', `invalid length ${length}`);
+    let fh: fs.promises.FileHandle;
+    try {
+      fh = await fs.promises.open(this.objectPath(key), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw fsError('ENOENT', `no chunk ${formatKey(key)}`);
+      throw err;
+    }
+    try {
+      const out = await this.readRange(fh, offset, length);
+      bytesTotal.labels('get').inc(out.data.length);
+      return out;
+    } catch (err) {
+      if (err instanceof ChecksumError) {
+        checksumErrors.labels('get').inc();
+        log.error({ key: formatKey(key), reason: err.message }, 'corrupt chunk object');
+        throw fsError('EIO', `chunk ${formatKey(key)} is corrupt: ${err.message}`);
+      }
+      throw err;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private async readHeader(fh: fs.promises.FileHandle) {
+    const fixed = Buffer.alloc(HEADER_BYTES);
+    const { bytesRead } = await fh.read(fixed, 0, HEADER_BYTES, 0);
+    const h = decodeFixedHeader(fixed.subarray(0, bytesRead));
+    const table = Buffer.alloc(4 * h.blockCount);
+    const t = await fh.read(table, 0, table.length, HEADER_BYTES);
+    const header = decodeHeader(fixed, table.subarray(0, t.bytesRead));
+    const { size } = await fh.stat();
+    if (size !== header.dataOffset + header.dataLength) {
+      throw new ChecksumError(`file is ${size} bytes, header says ${header.dataOffset + header.dataLength}`);
+    }
+    return header;
+  }
+
+  private async readRange(fh: fs.promises.FileHandle, offset: number, length: number) {
+    const h = await this.readHeader(fh);
+    const objectLength = h.dataLength;
+    const end = length === -1 ? h.dataLength : Math.min(h.dataLength, offset + length);
+    if (offset >= end) return { data: Buffer.alloc(0), objectLength };
+    // Read whole blocks so every byte returned is covered by a verified CRC.
+    const first = Math.floor(offset / h.blockBytes);
+    const last = Math.floor((end - 1) / h.blockBytes);
+    const from = first * h.blockBytes;
+    const to = Math.min(h.dataLength, (last + 1) * h.blockBytes);
+    const buf = Buffer.allocUnsafe(to - from);
+    let got = 0;
+    while (got < buf.length) {
+      const { bytesRead } = await fh.read(buf, got, buf.length - got, h.dataOffset + from + got);
+      if (bytesRead === 0) throw new ChecksumError('short read');
+      got += bytesRead;
+    }
+    verifyBlocks(h, first, buf);
+    return { data: buf.subarray(offset - from, end - from), objectLength };
+  }
+
+  async delete(key: ChunkKey): Promise<void> {
+    validateKey(key);
+    await this.remove(this.objectPath(key));
+    this.publish();
+  }
+
+  private async remove(p: string): Promise<boolean> {
+    return this.locked(p, async () => {
+      const st = await fs.promises.stat(p).catch(() => undefined);
+      if (!st) return false;
+      try {
+        await fs.promises.unlink(p);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw err;
+      }
+      this.count--;
+      this.used -= st.size;
+      return true;
+    });
+  }
+
+  async deleteInode(fsId: number, ino: number): Promise<number> {
+    validateKey({ fsId, ino, index: 0, version: 0 });
+    const dir = this.inodeDir(fsId, ino);
+    let names: string[];
+    try {
+      names = await fs.promises.readdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
+    }
+    let n = 0;
+    for (const name of names) if (/^\d+\.\d+$/.test(name) && (await this.remove(path.join(dir, name)))) n++;
+    // A put racing with this may have added a file: then the directory stays, which is harmless.
+    await fs.promises.rmdir(dir).catch(() => undefined);
+    this.publish();
+    return n;
+  }
+
+  async deleteMany(keys: ChunkKey[]): Promise<number> {
+    keys.forEach((k) => validateKey(k));
+    let n = 0;
+    for (const k of keys) if (await this.remove(this.objectPath(k))) n++;
+    this.publish();
+    return n;
+  }
+
+  async stats(): Promise<DataStats> {
+    const st = await fs.promises.statfs(this.dir);
+    return {
+      capacityBytes: st.blocks * st.bsize,
+      usedBytes: this.used,
+      freeBytes: st.bavail * st.bsize,
+      objects: this.count,
+    };
+  }
+
+  /** Waits for in-flight writes and deletes. The store holds no open files between calls. */
+  async close(): Promise<void> {
+    await Promise.all([...this.locks.values()]);
+  }
+}
