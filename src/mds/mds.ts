@@ -1,0 +1,304 @@
+// Mds: the cluster manager. File system registry and client sessions live in an MdsStore;
+// server heartbeats and session lease deadlines live in memory (rebuilt, with a fresh lease, when
+// this replica becomes leader). Metaservers are reached only through MetaserverHooks, so embedded
+// mode calls the in-process Namespace and distributed mode calls over gRPC.
+import { randomUUID } from 'node:crypto';
+import { fsError } from '../common/errno';
+import { moduleLogger } from '../common/logger';
+import { gauge } from '../common/metrics';
+import { FsInfo, MdsService, MountInfo, ServerInfo, ServerKind, SessionInfo } from './api';
+import { AlwaysLeader, LeaderElection, notLeaderError } from './leader';
+import { Keys, MdsStore } from './store';
+import { validateAddress, validateChunkSize, validateFsName, validateKind, validateServerId, validateSessionId } from './validate';
+
+const log = moduleLogger('mds');
+
+const sessionsGauge = gauge({ name: 'kurve_mds_sessions', help: 'Client sessions (mounts) holding a lease' });
+const serversGauge = gauge({
+  name: 'kurve_mds_servers', help: 'Registered servers by kind and health', labelNames: ['kind', 'healthy'] as const,
+});
+
+export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+export const DEFAULT_LEASE_MS = 20_000;
+export const DEFAULT_HEARTBEAT_MS = 2_000;
+/** A server is healthy while its last heartbeat is at most this many intervals old. */
+export const HEALTHY_INTERVALS = 3;
+
+/**
+ * How the MDS reaches metaservers. Both calls must be idempotent: they are retried after failures.
+ */
+export interface MetaserverHooks {
+  /** A file system was created: make its root (Namespace.createFs). Failing fails the create. */
+  onFsCreated(fs: FsInfo): Promise<void>;
+  /** A session expired (or unmounted): release everything it held so orphans get collected. */
+  expireSession(sessionId: string): Promise<void>;
+}
+
+export interface MdsOptions {
+  readonly store: MdsStore;
+  readonly hooks?: MetaserverHooks;
+  readonly election?: LeaderElection;
+  /** Session lease (default 20 s): a mount must keepalive within it. */
+  readonly leaseMs?: number;
+  /** Expected heartbeat period of servers (default 2 s); unhealthy after 3 missed. */
+  readonly heartbeatMs?: number;
+  /** How often expired sessions are looked for (default lease / 4, at most 1 s). */
+  readonly sweepMs?: number;
+}
+
+interface FsRecord { fsId: number; name: string; chunkSize: number; createdMs: number }
+interface ServerRecord { id: string; kind: ServerKind; address: string }
+interface SessionRecord { sessionId: string; fsId: number; client: string; mountpoint: string; createdMs: number }
+interface LiveSession extends SessionRecord { expiresMs: number; expired: boolean }
+
+export class Mds implements MdsService {
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  readonly election: LeaderElection;
+  private readonly store: MdsStore;
+  private hooks?: MetaserverHooks;
+  private readonly servers = new Map<string, ServerRecord & { lastHeartbeatMs: number }>();
+  private readonly sessions = new Map<string, LiveSession>();
+  private sweepTimer?: NodeJS.Timeout;
+  private sweeping?: Promise<void>;
+  private unsubscribe?: () => void;
+  private createLock: Promise<unknown> = Promise.resolve();
+
+  private constructor(opts: MdsOptions) {
+    this.store = opts.store;
+    this.hooks = opts.hooks;
+    this.election = opts.election ?? new AlwaysLeader();
+    this.leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
+    this.heartbeatMs = opts.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  }
+
+  /** Opens the MDS over a store: loads topology and sessions, starts the expiry sweep. */
+  static async open(opts: MdsOptions): Promise<Mds> {
+    const mds = new Mds(opts);
+    if (mds.election.isLeader()) await mds.load();
+    mds.unsubscribe = mds.election.onChange((leader) => {
+      if (leader) mds.load().catch((err: unknown) => log.error({ err }, 'reloading state as new leader failed'));
+    });
+    const sweepMs = opts.sweepMs ?? Math.min(1000, Math.max(10, mds.leaseMs / 4));
+    mds.sweepTimer = setInterval(() => {
+      if (!mds.sweeping && mds.election.isLeader()) mds.sweeping = mds.sweep().finally(() => (mds.sweeping = undefined));
+    }, sweepMs);
+    mds.sweepTimer.unref();
+    return mds;
+  }
+
+  /** Late wiring (e.g. once the in-process Namespace or a metaserver client exists). */
+  setHooks(hooks: MetaserverHooks | undefined): void {
+    this.hooks = hooks;
+  }
+
+  /** (Re)builds in-memory state from the store; every known session gets a full lease from now. */
+  private async load(): Promise<void> {
+    const now = Date.now();
+    this.servers.clear();
+    for (const e of await this.store.list<ServerRecord>(Keys.serverPrefix())) {
+      this.servers.set(`${e.value.kind}/${e.value.id}`, { ...e.value, lastHeartbeatMs: 0 });
+    }
+    this.sessions.clear();
+    for (const e of await this.store.list<SessionRecord>(Keys.sessionPrefix)) {
+      this.sessions.set(e.value.sessionId, { ...e.value, expiresMs: now + this.leaseMs, expired: false });
+    }
+    this.publish();
+    log.info({ servers: this.servers.size, sessions: this.sessions.size }, 'mds state loaded');
+  }
+
+  private requireLeader(): void {
+    if (!this.election.isLeader()) throw notLeaderError(this.election.leaderAddress());
+  }
+
+  private publish(): void {
+    sessionsGauge.set([...this.sessions.values()].filter((s) => !s.expired).length);
+    serversGauge.reset();
+    for (const s of this.listServersSync()) serversGauge.labels(s.kind, String(s.healthy)).inc();
+  }
+
+  // ---- file systems --------------------------------------------------------------------------
+
+  async createFs(name: string, chunkSize: number): Promise<FsInfo> {
+    this.requireLeader();
+    validateFsName(name);
+    const size = validateChunkSize(chunkSize || DEFAULT_CHUNK_SIZE);
+    // One create at a time in this process; the store's compare-and-put guards across replicas.
+    const run = this.createLock.then(() => this.createFsLocked(name, size));
+    this.createLock = run.catch(() => undefined);
+    return run;
+  }
+
+  private async createFsLocked(name: string, chunkSize: number): Promise<FsInfo> {
+    if (await this.store.get(Keys.fs(name))) throw fsError('EEXIST', `file system "${name}" already exists`);
+    const fsId = await this.allocFsId();
+    const info: FsInfo = { fsId, name, chunkSize, createdMs: Date.now() };
+    // Root first: a registered file system always has a namespace. A failed attempt leaves an
+    // unused fs id behind, which is harmless.
+    if (this.hooks) {
+      try {
+        await this.hooks.onFsCreated(info);
+      } catch (err) {
+        throw fsError('EIO', `creating the root of "${name}" on the metaserver failed: ${(err as Error).message}`);
+      }
+    }
+    const rec: FsRecord = { ...info };
+    if (!(await this.store.txn([{ key: Keys.fs(name), version: 0 }], [{ type: 'put', key: Keys.fs(name), value: rec }]))) {
+      throw fsError('EEXIST', `file system "${name}" already exists`);
+    }
+    log.info({ fs: info }, 'file system created');
+    return info;
+  }
+
+  private async allocFsId(): Promise<number> {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const cur = await this.store.get<number>(Keys.nextFsId);
+      const id = cur?.value ?? 1;
+      if (await this.store.txn([{ key: Keys.nextFsId, version: cur?.version ?? 0 }], [{ type: 'put', key: Keys.nextFsId, value: id + 1 }])) {
+        return id;
+      }
+    }
+    throw fsError('EAGAIN', 'could not allocate a file system id (too much contention)');
+  }
+
+  async getFs(name: string): Promise<FsInfo> {
+    this.requireLeader();
+    validateFsName(name);
+    const e = await this.store.get<FsRecord>(Keys.fs(name));
+    if (!e) throw fsError('ENOENT', `no file system named "${name}"`);
+    return e.value;
+  }
+
+  async listFs(): Promise<FsInfo[]> {
+    this.requireLeader();
+    return (await this.store.list<FsRecord>(Keys.fsPrefix)).map((e) => e.value).sort((a, b) => a.fsId - b.fsId);
+  }
+
+  // ---- topology ------------------------------------------------------------------------------
+
+  async register(kind: ServerKind, id: string, address: string): Promise<void> {
+    this.requireLeader();
+    validateKind(kind);
+    validateServerId(id);
+    validateAddress(address);
+    const key = `${kind}/${id}`;
+    const known = this.servers.get(key);
+    if (!known || known.address !== address) {
+      const rec: ServerRecord = { id, kind, address };
+      await this.store.txn([], [{ type: 'put', key: Keys.server(kind, id), value: rec }]);
+      log.info({ kind, id, address }, known ? 'server moved' : 'server registered');
+    }
+    this.servers.set(key, { id, kind, address, lastHeartbeatMs: Date.now() });
+    this.publish();
+  }
+
+  /** Same as register (a heartbeat from an unknown server registers it), kept cheap when known. */
+  async heartbeat(kind: ServerKind, id: string, address: string): Promise<void> {
+    const known = this.servers.get(`${kind}/${id}`);
+    if (known && known.address === address && this.election.isLeader()) {
+      known.lastHeartbeatMs = Date.now();
+      return;
+    }
+    await this.register(kind, id, address);
+  }
+
+  private listServersSync(kind?: ServerKind): ServerInfo[] {
+    const now = Date.now();
+    const window = HEALTHY_INTERVALS * this.heartbeatMs;
+    return [...this.servers.values()]
+      .filter((s) => !kind || s.kind === kind)
+      .map((s) => ({ ...s, healthy: s.lastHeartbeatMs > 0 && now - s.lastHeartbeatMs <= window }))
+      .sort((a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id));
+  }
+
+  async listServers(kind?: ServerKind): Promise<ServerInfo[]> {
+    this.requireLeader();
+    if (kind) validateKind(kind);
+    this.publish();
+    return this.listServersSync(kind);
+  }
+
+  /** Addresses of healthy servers of a kind. */
+  healthy(kind: ServerKind): string[] {
+    return this.listServersSync(kind).filter((s) => s.healthy).map((s) => s.address);
+  }
+
+  // ---- sessions ------------------------------------------------------------------------------
+
+  private info(s: LiveSession): SessionInfo {
+    return { sessionId: s.sessionId, fsId: s.fsId, client: s.client, mountpoint: s.mountpoint, expiresMs: s.expiresMs };
+  }
+
+  async mount(fsName: string, client: string, mountpoint: string): Promise<MountInfo> {
+    const fs = await this.getFs(fsName);
+    if (client.length > 256 || mountpoint.length > 4096) throw fsError('EINVAL', 'client or mountpoint too long');
+    const rec: SessionRecord = { sessionId: randomUUID(), fsId: fs.fsId, client, mountpoint, createdMs: Date.now() };
+    await this.store.txn([{ key: Keys.session(rec.sessionId), version: 0 }], [{ type: 'put', key: Keys.session(rec.sessionId), value: rec }]);
+    const live: LiveSession = { ...rec, expiresMs: Date.now() + this.leaseMs, expired: false };
+    this.sessions.set(rec.sessionId, live);
+    this.publish();
+    log.info({ sessionId: rec.sessionId, fs: fs.name, client, mountpoint }, 'mounted');
+    return {
+      fs, session: this.info(live), metaservers: this.healthy('metaserver'), datastores: this.healthy('datastore'), leaseMs: this.leaseMs,
+    };
+  }
+
+  async keepalive(sessionId: string): Promise<SessionInfo> {
+    this.requireLeader();
+    validateSessionId(sessionId);
+    const s = this.sessions.get(sessionId);
+    if (!s || s.expired) throw fsError('ENOENT', `session ${sessionId} is unknown or expired; mount again`);
+    s.expiresMs = Date.now() + this.leaseMs;
+    return this.info(s);
+  }
+
+  /** Ends the session; its leftovers on the metaservers are released like an expiry. Idempotent. */
+  async unmount(sessionId: string): Promise<void> {
+    this.requireLeader();
+    validateSessionId(sessionId);
+    const s = this.sessions.get(sessionId);
+    if (!s) return;
+    s.expired = true;
+    log.info({ sessionId }, 'unmounted');
+    await this.release(s);
+  }
+
+  async listSessions(): Promise<SessionInfo[]> {
+    this.requireLeader();
+    return [...this.sessions.values()].filter((s) => !s.expired).map((s) => this.info(s));
+  }
+
+  /** Tells the metaservers, then forgets the session; on failure it is retried by the sweep. */
+  private async release(s: LiveSession): Promise<void> {
+    try {
+      await this.hooks?.expireSession(s.sessionId);
+    } catch (err) {
+      log.warn({ sessionId: s.sessionId, err: (err as Error).message }, 'releasing session on metaservers failed; will retry');
+      this.publish();
+      return;
+    }
+    await this.store.txn([], [{ type: 'delete', key: Keys.session(s.sessionId) }]);
+    this.sessions.delete(s.sessionId);
+    this.publish();
+  }
+
+  /** Expires sessions past their lease (and retries releases that failed). */
+  async sweep(): Promise<void> {
+    const now = Date.now();
+    for (const s of [...this.sessions.values()]) {
+      if (!s.expired && s.expiresMs >= now) continue;
+      if (!s.expired) {
+        s.expired = true;
+        log.warn({ sessionId: s.sessionId, client: s.client, mountpoint: s.mountpoint }, 'session lease expired');
+      }
+      await this.release(s);
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    this.unsubscribe?.();
+    await this.sweeping;
+    await this.createLock;
+  }
+}
