@@ -1,0 +1,328 @@
+// One FUSE connection: reads requests from the non-blocking /dev/fuse fd when epoll says it is
+// readable, dispatches them to a RawFileSystem without waiting for one to finish before reading
+// the next, writes replies, and ends cleanly however the mount goes away.
+//
+// Why this loop (docs/fuse-loop.md has the figures): one Node event loop owning everything, with
+// epoll wake-ups and synchronous non-blocking reads, measured closest to a C daemon for GETATTR
+// round trips, keeps the inode table in one heap, and never parks a libuv threadpool thread in
+// read(/dev/fuse) (which starves other fs work and can hang process exit).
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { Epoll } from 'epoll';
+import { Errno, FsError, errnoName } from '../../common/errno';
+import { moduleLogger, tracer } from '../../common/logger';
+import { counter, gauge, histogram, LATENCY_BUCKETS } from '../../common/metrics';
+import * as ffi from './ffi';
+import { dispatch } from './dispatch';
+import { Opcode, opName } from './opcodes';
+import type { Request } from './request';
+import type { BackingFiles, FuseConnection, FuseSessionApi, MountOptions, Notifier, OpCounts, RawFileSystem } from './raw-fs';
+import { encodeNotifyDelete, encodeNotifyInvalEntry, encodeNotifyInvalInode, encodeNotifyResend, OUT_HEADER_SIZE, writeOutHeader } from './wire';
+
+const log = moduleLogger('fuse');
+const tr = tracer('fuse');
+
+const requestsTotal = counter({ name: 'kurve_fuse_requests_total', help: 'FUSE requests received, by opcode', labelNames: ['op'] as const });
+const errorsTotal = counter({ name: 'kurve_fuse_errors_total', help: 'FUSE requests answered with an error, by opcode and errno', labelNames: ['op', 'errno'] as const });
+const durationSeconds = histogram({
+  name: 'kurve_fuse_request_duration_seconds', help: 'Time from reading a FUSE request to writing its reply', labelNames: ['op'] as const, buckets: LATENCY_BUCKETS,
+});
+const liveSessions = new Set<FuseSession>();
+gauge({
+  name: 'kurve_fuse_inflight_requests', help: 'FUSE requests read but not yet answered',
+  collect() { let n = 0; for (const s of liveSessions) n += s.inflight; this.set(n); },
+});
+
+/** Requests handled per epoll wake-up before yielding, so replies and timers get their turn. */
+const READ_BATCH = 32;
+/** Requests at least this big (WRITE payloads) take the read buffer with them instead of a copy. */
+const HANDOFF_BYTES = 64 * 1024;
+
+export interface SessionInit {
+  readonly fd: number;
+  readonly mountpoint: string;
+  readonly options: Required<Pick<MountOptions, 'maxWrite' | 'maxReadahead' | 'passthrough'>>;
+}
+
+export class FuseSession extends EventEmitter implements FuseSessionApi {
+  readonly mountpoint: string;
+  connectionId = 0;
+  /** Set once INIT was answered (what the file system sees in init()). */
+  conn: FuseConnection | undefined;
+  readonly notify: Notifier;
+  readonly backing: BackingFiles;
+  readonly closed: Promise<void>;
+  /** Async handlers by unique, for INTERRUPT. */
+  readonly pending = new Map<number, Request>();
+  inflight = 0;
+  /** Lookup-count bugs seen (a forget the file system rejected); tests assert 0. */
+  bugs = 0;
+  /** Requests received per opcode. */
+  readonly counts = new Float64Array(64);
+
+  private readonly fd: number;
+  private rbuf: Buffer;
+  private readonly wbuf = Buffer.alloc(OUT_HEADER_SIZE + 4096);
+  private epoll: Epoll | undefined;
+  private ended = false;
+  private notifyWrites = new Set<Promise<number>>();
+  private resolveClosed!: () => void;
+  private initWaiters: Array<{ ok: () => void; fail: (e: Error) => void }> = [];
+
+  constructor(readonly fs: RawFileSystem, init: SessionInit) {
+    super();
+    this.fd = init.fd;
+    this.mountpoint = init.mountpoint;
+    this.opts = init.options;
+    this.rbuf = Buffer.allocUnsafe(this.opts.maxWrite + 8192);
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.notify = {
+      invalInode: (ino, off, len) => this.sendNotify(encodeNotifyInvalInode(ino, off, len)),
+      invalEntry: (parent, name) => this.sendNotify(encodeNotifyInvalEntry(parent, name)),
+      delete: (parent, child, name) => this.sendNotify(encodeNotifyDelete(parent, child, name)),
+      resend: () => this.sendNotify(encodeNotifyResend()),
+    };
+    this.backing = {
+      open: (fd) => ffi.backingOpen(this.fd, fd),
+      close: (id) => ffi.backingClose(this.fd, id),
+    };
+    liveSessions.add(this);
+  }
+
+  readonly opts: SessionInit['options'];
+
+  get isClosed(): boolean {
+    return this.ended;
+  }
+
+  /** Starts reading. Resolves when INIT was answered (rejects if the session ends first). */
+  start(): Promise<void> {
+    const ready = new Promise<void>((ok, fail) => this.initWaiters.push({ ok, fail }));
+    this.epoll = new Epoll((err, _fd, _events) => {
+      if (err) {
+        log.error({ err }, 'epoll failed; ending the session');
+        void this.end('epoll error');
+        return;
+      }
+      this.onReadable();
+    });
+    this.epoll.add(this.fd, Epoll.EPOLLIN);
+    return ready;
+  }
+
+  /** Called by dispatch once the INIT reply is out. */
+  initDone(conn: FuseConnection): void {
+    this.conn = conn;
+    for (const w of this.initWaiters.splice(0)) w.ok();
+  }
+
+  /** The file system's init() failed: the mount is unusable, take it down. */
+  initFailed(err: Error): void {
+    log.error({ err }, 'file system init failed; unmounting');
+    for (const w of this.initWaiters.splice(0)) w.fail(err);
+    void this.unmount();
+  }
+
+  opCounts(): OpCounts {
+    const out: Record<string, number> = {};
+    this.counts.forEach((n, op) => { if (n > 0) out[opName(op)] = n; });
+    return out;
+  }
+
+  // ---- the read loop -----------------------------------------------------------------------
+
+  private onReadable(): void {
+    for (let i = 0; i < READ_BATCH && !this.ended; i++) {
+      let n: number;
+      try {
+        n = fs.readSync(this.fd, this.rbuf, 0, this.rbuf.length, null);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN') return;
+        if (code === 'EINTR' || code === 'ENOENT') continue; // ENOENT: the request was interrupted before we read it
+        // ENODEV: unmounted (or the connection was aborted); ECONNABORTED with ABORT_ERROR.
+        if (code !== 'ENODEV' && code !== 'ECONNABORTED') log.error({ err }, 'reading /dev/fuse failed; ending the session');
+        void this.end(code === 'ENODEV' ? 'unmounted' : `read failed: ${code}`);
+        return;
+      }
+      if (n < 40) {
+        log.error({ bytes: n }, 'short read from /dev/fuse; ending the session');
+        void this.end('short read');
+        return;
+      }
+      // Requests keep Buffer views only of large payloads; everything else is decoded (and
+      // names copied) before the next read reuses the buffer.
+      const buf = this.rbuf;
+      if (n >= HANDOFF_BYTES) this.rbuf = Buffer.allocUnsafe(buf.length);
+      this.inflight++;
+      dispatch(this, buf, n);
+    }
+  }
+
+  /** Counts a request (opcode is validated by dispatch). */
+  count(opcode: number): void {
+    if (opcode < this.counts.length) this.counts[opcode]++;
+    requestsTotal.labels(opName(opcode)).inc();
+  }
+
+  // ---- replies -------------------------------------------------------------------------------
+
+  /** Writes header + the first bodyLen bytes of wbuf body space; returns false if it did not go out. */
+  scratch(bodyLen: number): Buffer {
+    return bodyLen + OUT_HEADER_SIZE <= this.wbuf.length ? this.wbuf : Buffer.alloc(OUT_HEADER_SIZE + bodyLen);
+  }
+
+  /** Reply with a body already written at OUT_HEADER_SIZE in `b` (wbuf, scratch() or a dir buffer). */
+  replyBuf(req: Request, b: Buffer, bodyLen: number): void {
+    const len = OUT_HEADER_SIZE + bodyLen;
+    writeOutHeader(b, 0, len, 0, req.h.uniqueLo, req.h.uniqueHi);
+    this.write(req, () => fs.writeSync(this.fd, b, 0, len));
+    this.finished(req, 0);
+  }
+
+  /** Reply with a separate data buffer (READ, READLINK, xattrs): one writev, no copy. */
+  replyData(req: Request, data: Buffer): void {
+    const hdr = Buffer.allocUnsafe(OUT_HEADER_SIZE);
+    writeOutHeader(hdr, 0, OUT_HEADER_SIZE + data.length, 0, req.h.uniqueLo, req.h.uniqueHi);
+    this.write(req, () => fs.writevSync(this.fd, [hdr, data]));
+    this.finished(req, 0);
+  }
+
+  replyError(req: Request, errno: number): void {
+    writeOutHeader(this.wbuf, 0, OUT_HEADER_SIZE, -errno, req.h.uniqueLo, req.h.uniqueHi);
+    this.write(req, () => fs.writeSync(this.fd, this.wbuf, 0, OUT_HEADER_SIZE));
+    this.finished(req, errno);
+  }
+
+  /** FsError -> its errno; anything else is a bug in a handler: EIO and one log line. */
+  replyThrown(req: Request, err: unknown): void {
+    if (err instanceof FsError && err.errno > 0 && err.errno < 4096) {
+      this.replyError(req, err.errno);
+      return;
+    }
+    log.error({ err, op: opName(req.opcode), unique: req.unique, nodeid: req.nodeid }, `${opName(req.opcode)} handler failed; answering EIO`);
+    this.replyError(req, Errno.EIO);
+  }
+
+  /** For requests that get no reply (FORGET, BATCH_FORGET, INTERRUPT). */
+  noReply(req: Request): void {
+    this.finished(req, 0);
+  }
+
+  private write(req: Request, op: () => number): void {
+    if (this.ended) return; // the fd may already belong to someone else
+    try {
+      op();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // ENOENT: the kernel no longer waits for this request (interrupted): nothing to do.
+      if (code === 'ENOENT') return;
+      if (code === 'ENODEV') {
+        void this.end('unmounted');
+        return;
+      }
+      log.error({ err, op: opName(req.opcode), unique: req.unique }, 'writing a FUSE reply failed');
+    }
+  }
+
+  private finished(req: Request, errno: number): void {
+    this.inflight--;
+    this.pending.delete(req.unique);
+    const op = opName(req.opcode);
+    durationSeconds.labels(op).observe((performance.now() - req.start) / 1000);
+    if (errno !== 0) errorsTotal.labels(op, errnoName(errno)).inc();
+    if (tr.on) tr.log(`tx ${req.unique}: ${errno === 0 ? 'OK' : errnoName(errno)}`);
+  }
+
+  // ---- notifications -------------------------------------------------------------------------
+
+  /**
+   * Written on the libuv threadpool, not the event loop: the kernel may make a notification wait
+   * for a lock that a request we have not answered yet holds (a page being read, a directory
+   * being modified), and the event loop must stay free to answer it.
+   */
+  private sendNotify(msg: Buffer): Promise<number> {
+    if (this.ended) return Promise.resolve(-Errno.ENODEV);
+    const p = new Promise<number>((resolve) => {
+      fs.write(this.fd, msg, 0, msg.length, null, (err) => resolve(err ? -(Math.abs(err.errno ?? Errno.EIO)) : 0));
+    });
+    this.notifyWrites.add(p);
+    void p.then((r) => {
+      this.notifyWrites.delete(p);
+      if (tr.on) tr.log(`notify ${msg.readInt32LE(4)}: ${r === 0 ? 'OK' : errnoName(-r)}`);
+    });
+    return p;
+  }
+
+  // ---- shutdown ------------------------------------------------------------------------------
+
+  /** Detach-unmounts, then ends the session. Never waits for the kernel or for handlers. */
+  async unmount(): Promise<void> {
+    if (!this.ended) {
+      const errno = ffi.sysUmount(this.mountpoint, ffi.MNT_DETACH);
+      if (errno !== 0 && errno !== Errno.EINVAL && errno !== Errno.ENOENT) {
+        log.warn({ mountpoint: this.mountpoint, errno: errnoName(errno) }, 'umount2 failed; closing the connection anyway');
+      }
+      await this.end('unmount');
+    }
+    return this.closed;
+  }
+
+  close(): Promise<void> {
+    return this.unmount();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.unmount();
+  }
+
+  /** Ends the session: stop reading, close /dev/fuse (the kernel aborts what is left), emit 'closed'. */
+  async end(reason: string): Promise<void> {
+    if (this.ended) return this.closed;
+    this.ended = true;
+    liveSessions.delete(this);
+    log.info({ mountpoint: this.mountpoint, reason }, 'FUSE session ended');
+    try {
+      this.epoll?.remove(this.fd).close();
+    } catch {
+      // already removed
+    }
+    for (const req of this.pending.values()) req.interrupt();
+    if (this.notifyWrites.size > 0) {
+      // A notification stuck behind a lock only returns once the connection is aborted.
+      this.abortConnection();
+      await Promise.race([Promise.all(this.notifyWrites), new Promise((r) => setTimeout(r, 2000).unref())]);
+    }
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // nothing to do
+    }
+    for (const w of this.initWaiters.splice(0)) w.fail(new FsError(Errno.ENODEV, `session ended before INIT (${reason})`));
+    try {
+      this.fs.destroy?.();
+    } catch (err) {
+      log.error({ err }, 'destroy failed');
+    }
+    this.resolveClosed();
+    this.emit('closed', reason);
+  }
+
+  /** Writes 1 to /sys/fs/fuse/connections/N/abort when fusectl is mounted (best effort). */
+  abortConnection(): void {
+    if (!this.connectionId) return;
+    try {
+      fs.writeFileSync(`/sys/fs/fuse/connections/${this.connectionId}/abort`, '1');
+    } catch {
+      // fusectl not mounted: closing the fd aborts the connection anyway
+    }
+  }
+}
+
+/** Synchronous last resort at process exit: detach every mount this process still serves. */
+process.once('exit', () => {
+  for (const s of liveSessions) ffi.sysUmount(s.mountpoint, ffi.MNT_DETACH);
+});
+
+export { Opcode };

@@ -1,0 +1,81 @@
+// Mount a RawFileSystem in a fresh temp dir for a test, and make sure no mount outlives the test
+// file: each mount unmounts (MNT_DETACH) in its cleanup, and an afterAll + process-exit safety
+// net detaches anything a failing test left behind.
+//
+// Never use synchronous fs calls on the mount from the test process: the daemon is this process's
+// event loop, so a sync stat would wait forever for itself. Use fs.promises or a child process.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { mount } from '../../src/fuse/protocol/mount';
+import type { MountOptions, RawFileSystem } from '../../src/fuse/protocol/raw-fs';
+import type { FuseSession } from '../../src/fuse/protocol/session';
+import { MNT_DETACH, sysUmount } from '../../src/fuse/protocol/ffi';
+
+export interface TempMount {
+  readonly dir: string;
+  readonly session: FuseSession;
+  /** Path inside the mount. */
+  p(...parts: string[]): string;
+  cleanup(): Promise<void>;
+}
+
+const live = new Set<TempMount>();
+
+export async function mountTemp(rawFs: RawFileSystem, options: MountOptions = {}): Promise<TempMount> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-fuse-'));
+  let session: FuseSession;
+  try {
+    session = await mount(rawFs, dir, options);
+  } catch (err) {
+    sysUmount(dir, MNT_DETACH);
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const m: TempMount = {
+    dir,
+    session,
+    p: (...parts) => path.join(dir, ...parts),
+    cleanup: async () => {
+      live.delete(m);
+      try {
+        await withTimeout(session.unmount(), 5000, `unmount ${dir}`);
+      } finally {
+        sysUmount(dir, MNT_DETACH);
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+  live.add(m);
+  return m;
+}
+
+export async function unmountAll(): Promise<void> {
+  for (const m of [...live]) await m.cleanup().catch(() => undefined);
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Waits until cond() holds (polling), or fails after ms. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+// Safety nets: every test file that imports this helper detaches leftovers after its tests, and
+// a process exit detaches synchronously whatever is still mounted.
+if (typeof afterAll === 'function') afterAll(unmountAll);
+process.once('exit', () => {
+  for (const m of live) sysUmount(m.dir, MNT_DETACH);
+});
