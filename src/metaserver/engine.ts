@@ -58,10 +58,18 @@ export type KvRange =
 export interface KvEngine {
   /** Short name for logs and metrics labels: 'lmdb', 'etcd'. */
   readonly kind: string;
+  /**
+   * True when txn() decides its compares synchronously, before returning (lmdb). Then the
+   * namespace runs the read-and-stage phase of its transactions one at a time in-process and
+   * conflicts never happen there; the durable wait still overlaps (group commit).
+   */
+  readonly decidesSynchronously?: boolean;
   get(key: Buffer): Promise<KvValue | undefined>;
   /** Entries in key order (descending with reverse), at most `limit` (default: all). */
   range(range: KvRange): Promise<KvEntry[]>;
   txn(txn: KvTxn): Promise<KvTxnResult>;
+  /** Optional: number of keys in a range, cheaply (metrics gauges); may be approximate. */
+  count?(range: KvRange): Promise<number>;
   /** Current store revision (of the last acknowledged write this instance knows of). */
   revision(): Promise<number>;
   /** Waits for acknowledged writes to be durable and releases the store. Idempotent. */

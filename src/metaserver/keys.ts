@@ -11,7 +11,7 @@
 //   'X' fs:u32 ino:u64 name             -> xattr value
 //   'K' fs:u32 ino:u64 index:u64        -> chunk {version, length}
 //   'O' fs:u32 ino:u64                  -> orphan: nlink 0 but held open (value: unlink time ms)
-//   'H' fs:u32 ino:u64 session          -> open count of that session on the inode
+//   'H' fs:u32 ino:u64                  -> holders: {session: open count} (one key, so releases compare on it)
 //   'S' len:u8 session fs:u32 ino:u64   -> '' (what a session holds, for expireSession)
 //   'G' due:u64 id:u64                  -> GC item {fs, ino, index, version} or whole inode (index -1)
 //   'E' fs:u32                          -> events of the last txn (only when the feed is driven by a watch, e.g. etcd)
@@ -92,10 +92,8 @@ export const chunkPrefix = (fsId: number, ino?: number): Buffer =>
   ino === undefined ? head(T.CHUNK, fsId, 0) : tagFsU64(T.CHUNK, fsId, ino);
 export const orphanKey = (fsId: number, ino: number): Buffer => tagFsU64(T.ORPHAN, fsId, ino);
 export const orphanPrefix = (fsId: number): Buffer => head(T.ORPHAN, fsId, 0);
-export const holdKey = (fsId: number, ino: number, session: string): Buffer =>
-  tagFsU64Name(T.HOLD, fsId, ino, Buffer.from(session, 'utf8'));
-export const holdPrefix = (fsId: number, ino?: number): Buffer =>
-  ino === undefined ? head(T.HOLD, fsId, 0) : tagFsU64(T.HOLD, fsId, ino);
+export const holdKey = (fsId: number, ino: number): Buffer => tagFsU64(T.HOLD, fsId, ino);
+export const holdPrefix = (fsId: number): Buffer => head(T.HOLD, fsId, 0);
 export function sessionPrefix(session: string): Buffer {
   const s = Buffer.from(session, 'utf8');
   const b = Buffer.allocUnsafe(2 + s.length);
@@ -132,8 +130,6 @@ export const keyU64 = (key: Buffer): number => readU64(key, 5);
 export const keyName = (key: Buffer): Buffer => key.subarray(13);
 /** The cookie of an 'R' key or the chunk index of a 'K' key. */
 export const keyU64b = (key: Buffer): number => readU64(key, 13);
-/** Session name of an 'H' key. */
-export const holdSession = (key: Buffer): string => key.subarray(13).toString('utf8');
 
 /** Validates a dentry name: EINVAL for empty, '.', '..', '/' or NUL; ENAMETOOLONG past 255 bytes. */
 export function checkName(name: Buffer, what = 'name'): void {

@@ -57,6 +57,7 @@ export interface LmdbEngineOptions {
 
 export class LmdbEngine implements KvEngine {
   readonly kind = 'lmdb';
+  readonly decidesSynchronously = true;
   private readonly db: RootDatabase<Buffer, Buffer>;
   private rev: number;
   private readonly pending = new Map<string, Pending>();
@@ -131,6 +132,13 @@ export class LmdbEngine implements KvEngine {
     if (r.reverse) entries.reverse();
     if (entries.length > limit) entries = entries.slice(0, limit);
     return entries;
+  }
+
+  /** Keys on disk in the range (writes still in flight are not counted). */
+  async count(r: KvRange): Promise<number> {
+    this.check();
+    const { start, end } = rangeBounds(r);
+    return this.db.getKeysCount({ start, end });
   }
 
   async txn(t: KvTxn): Promise<KvTxnResult> {

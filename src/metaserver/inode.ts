@@ -1,0 +1,171 @@
+// Stored records of the namespace (inode, dentry, readdir entry, chunk, fs) and their binary
+// codecs. Fixed little layouts instead of JSON: lookups and getattrs decode one of these per call.
+import { fsError } from '../common/errno';
+import type { Attr, ChunkRef, Timespec } from './api';
+import { readU64, writeU64 } from './keys';
+
+export const S_IFMT = 0o170000;
+export const S_IFSOCK = 0o140000;
+export const S_IFLNK = 0o120000;
+export const S_IFREG = 0o100000;
+export const S_IFBLK = 0o060000;
+export const S_IFDIR = 0o040000;
+export const S_IFCHR = 0o020000;
+export const S_IFIFO = 0o010000;
+
+export const isDir = (mode: number): boolean => (mode & S_IFMT) === S_IFDIR;
+export const isReg = (mode: number): boolean => (mode & S_IFMT) === S_IFREG;
+export const isLnk = (mode: number): boolean => (mode & S_IFMT) === S_IFLNK;
+
+/** First readdir cookie: 1 and 2 are left to the client for '.' and '..'. */
+export const FIRST_COOKIE = 3;
+
+/** A mutable inode as the namespace ops edit it inside one transaction. */
+export interface InodeRec {
+  ino: number;
+  generation: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number;
+  atime: Timespec;
+  mtime: Timespec;
+  ctime: Timespec;
+  dataVersion: number;
+  /** Directories: next readdir cookie to hand out (only grows). */
+  nextCookie: number;
+  /** Directories: the parent directory ('..'), for the rename-into-own-subtree check. */
+  parent: number;
+  /** Symlinks: the target. */
+  target?: Buffer;
+}
+
+const FIXED = 96;
+
+function writeTime(b: Buffer, t: Timespec, off: number): void {
+  b.writeDoubleBE(t.sec, off);
+  b.writeUInt32BE(t.nsec, off + 8);
+}
+function readTime(b: Buffer, off: number): Timespec {
+  return { sec: b.readDoubleBE(off), nsec: b.readUInt32BE(off + 8) };
+}
+
+export function encodeInode(r: InodeRec): Buffer {
+  const t = r.target;
+  const b = Buffer.allocUnsafe(FIXED + (t ? t.length : 0));
+  b.writeUInt32BE(r.mode, 0);
+  b.writeUInt32BE(r.nlink, 4);
+  b.writeUInt32BE(r.uid, 8);
+  b.writeUInt32BE(r.gid, 12);
+  b.writeUInt32BE(r.rdev, 16);
+  b.writeUInt32BE(r.generation, 20);
+  writeU64(b, r.size, 24);
+  writeTime(b, r.atime, 32);
+  writeTime(b, r.mtime, 44);
+  writeTime(b, r.ctime, 56);
+  writeU64(b, r.dataVersion, 68);
+  writeU64(b, r.nextCookie, 76);
+  writeU64(b, r.parent, 84);
+  b.writeUInt32BE(0, 92);
+  if (t) t.copy(b, FIXED);
+  return b;
+}
+
+export function decodeInode(ino: number, b: Buffer): InodeRec {
+  if (b.length < FIXED) throw fsError('EIO', `inode ${ino}: corrupt record (${b.length} bytes)`);
+  const mode = b.readUInt32BE(0);
+  return {
+    ino,
+    mode,
+    nlink: b.readUInt32BE(4),
+    uid: b.readUInt32BE(8),
+    gid: b.readUInt32BE(12),
+    rdev: b.readUInt32BE(16),
+    generation: b.readUInt32BE(20),
+    size: readU64(b, 24),
+    atime: readTime(b, 32),
+    mtime: readTime(b, 44),
+    ctime: readTime(b, 56),
+    dataVersion: readU64(b, 68),
+    nextCookie: readU64(b, 76),
+    parent: readU64(b, 84),
+    target: isLnk(mode) ? Buffer.from(b.subarray(FIXED)) : undefined,
+  };
+}
+
+export function toAttr(r: InodeRec): Attr {
+  return {
+    ino: r.ino, generation: r.generation, mode: r.mode, nlink: r.nlink, uid: r.uid, gid: r.gid,
+    rdev: r.rdev, size: r.size, atime: r.atime, mtime: r.mtime, ctime: r.ctime, dataVersion: r.dataVersion,
+  };
+}
+
+/** 'D' value: which inode a name points to, its type, and its readdir cookie. */
+export interface Dentry {
+  readonly ino: number;
+  readonly type: number;
+  readonly cookie: number;
+}
+
+export function encodeDentry(d: Dentry): Buffer {
+  const b = Buffer.allocUnsafe(20);
+  writeU64(b, d.ino, 0);
+  b.writeUInt32BE(d.type, 8);
+  writeU64(b, d.cookie, 12);
+  return b;
+}
+export function decodeDentry(b: Buffer): Dentry {
+  return { ino: readU64(b, 0), type: b.readUInt32BE(8), cookie: readU64(b, 12) };
+}
+
+/** 'R' value: the entry readdir returns at a cookie. */
+export function encodeReaddirEntry(ino: number, type: number, name: Buffer): Buffer {
+  const b = Buffer.allocUnsafe(12 + name.length);
+  writeU64(b, ino, 0);
+  b.writeUInt32BE(type, 8);
+  name.copy(b, 12);
+  return b;
+}
+export function decodeReaddirEntry(b: Buffer): { ino: number; type: number; name: Buffer } {
+  return { ino: readU64(b, 0), type: b.readUInt32BE(8), name: Buffer.from(b.subarray(12)) };
+}
+
+/** 'K' value. */
+export function encodeChunk(c: ChunkRef): Buffer {
+  const b = Buffer.allocUnsafe(12);
+  writeU64(b, c.version, 0);
+  b.writeUInt32BE(c.length, 8);
+  return b;
+}
+export function decodeChunk(index: number, b: Buffer): ChunkRef {
+  return { index, version: readU64(b, 0), length: b.readUInt32BE(8) };
+}
+
+/** 'F' value. */
+export interface FsRecord {
+  readonly fsId: number;
+  readonly chunkSize: number;
+  readonly createdMs: number;
+}
+export function encodeFs(r: FsRecord): Buffer {
+  return Buffer.from(JSON.stringify(r));
+}
+export function decodeFs(b: Buffer): FsRecord {
+  return JSON.parse(b.toString()) as FsRecord;
+}
+
+export function u64Value(n: number): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  writeU64(b, n, 0);
+  return b;
+}
+export const readU64Value = (b: Buffer): number => readU64(b, 0);
+
+/** Server clock as a Timespec. */
+export function nowTs(): Timespec {
+  const ms = Date.now();
+  const ns = process.hrtime.bigint() % 1_000_000n;
+  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 + Number(ns) };
+}
