@@ -119,7 +119,8 @@ export class Coherence {
         this.invalEntry(e.parent, e.name);
         return;
       case 'attr':
-        if (this.consumeOwn(`a${e.ino}`)) return;
+        // Not filtered: the kernel drops a parent's attributes after our own create/unlink anyway,
+        // so an echoed attribute invalidation costs nothing it would not pay.
         this.hooks.onAttr?.(e.ino);
         this.invalInode(e.ino, -1, 0, 'attr');
         return;
@@ -161,15 +162,23 @@ export class Coherence {
     this.dentryCount++;
   }
 
-  /** We changed (parent, name) ourselves: the kernel already knows, skip the echo once. */
-  expectEntry(parent: number, name: Buffer): void {
-    this.expect(`e${parent}/${name.toString('latin1')}`);
+  /**
+   * We are about to change (parent, name) ourselves: the kernel will know, so skip the echo once.
+   * Registered BEFORE the operation (the feed may deliver before the call returns); the returned
+   * function cancels it if the operation fails. Expect at most what the op surely emits: an extra
+   * echo costs one harmless notification, a missing one would hide another client's change.
+   */
+  expectEntry(parent: number, name: Buffer): () => void {
+    const key = `e${parent}/${name.toString('latin1')}`;
+    this.expect(key);
+    return () => this.consumeOwn(key);
   }
-  expectAttr(ino: number): void {
-    this.expect(`a${ino}`);
-  }
+  /** Our commit will produce this dataVersion (see FileData.uploadLocked). */
   expectData(ino: number, dataVersion: number): void {
     this.ownData.set(ino, dataVersion);
+  }
+  cancelData(ino: number, dataVersion: number): void {
+    if (this.ownData.get(ino) === dataVersion) this.ownData.delete(ino);
   }
 
   private expect(key: string): void {

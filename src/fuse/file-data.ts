@@ -19,8 +19,9 @@ export interface FileDataDeps {
   readonly cache: ChunkCache;
   /** Chunks fetched ahead of a sequential reader. */
   readonly readaheadChunks: number;
-  /** Called after our own commit with the new dataVersion (the change feed will echo it). */
-  readonly onOwnCommit?: (ino: number, dataVersion: number) => void;
+  /** Before our own commit: the dataVersion it should produce (the change feed will echo it). */
+  readonly expectCommit?: (ino: number, dataVersion: number) => void;
+  readonly cancelCommit?: (ino: number, dataVersion: number) => void;
 }
 
 /** How many chunk uploads (or downloads for one read) run at once. */
@@ -205,11 +206,11 @@ export class FileData implements Evictor {
       const cs = this.d.chunkSize;
       if (size < st.size) {
         const partial = size % cs !== 0 ? Math.floor(size / cs) : -1;
-        if (partial >= 0 && !st.isLocal(partial)) await this.fetch(st, partial);
         st.backing.truncate(size);
         this.dropBeyond(st, size);
-        // The cut chunk's object still holds the old tail: rewrite it so a later extension reads zeros.
-        if (partial >= 0 && (st.refs.has(partial) || st.dirty.has(partial))) st.markDirty(partial);
+        // The cut chunk keeps its object: the metaserver trims its length, so a regrown tail reads zeros.
+        const cut = partial >= 0 ? st.refs.get(partial) : undefined;
+        if (cut && cut.index * cs + cut.length > size) st.refs.set(partial, { ...cut, length: size - cut.index * cs });
       } else if (size > st.size) {
         st.backing.truncate(size);
       }
@@ -303,7 +304,15 @@ export class FileData implements Evictor {
       uploadedBytes.inc(ref.length);
     });
     const prevVersion = st.dataVersion;
-    const attr = await this.d.meta.commitData(this.d.fsId, st.ino, { chunks: refs, size, touch: true });
+    const expected = prevVersion + 1;
+    this.d.expectCommit?.(st.ino, expected);
+    let attr: Attr;
+    try {
+      attr = await this.d.meta.commitData(this.d.fsId, st.ino, { chunks: refs, size, touch: true });
+    } catch (err) {
+      this.d.cancelCommit?.(st.ino, expected);
+      throw err;
+    }
     commits.inc();
     batch.forEach(([index, gen], k) => {
       st.refs.set(index, refs[k]);
@@ -318,7 +327,6 @@ export class FileData implements Evictor {
     if (attr.dataVersion !== prevVersion + 1 && prevVersion >= 0) st.mapStale = true;
     if (st.lastOpenVersion === prevVersion) st.lastOpenVersion = attr.dataVersion;
     st.dataVersion = attr.dataVersion;
-    this.d.onOwnCommit?.(st.ino, attr.dataVersion);
     uploadDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     return attr;
   }

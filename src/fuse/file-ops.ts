@@ -74,8 +74,7 @@ export class FileOps {
     const mode = S_IFREG | (req.mode & 0o7777 & ~req.umask);
     let attr: Attr;
     try {
-      attr = await this.meta.mknod(this.kfs.fsId, parent, req.name, mode, 0, this.kfs.caller(ctx));
-      this.kfs.ownCreate(parent, req.name);
+      attr = await this.kfs.own([[parent, req.name]], () => this.meta.mknod(this.kfs.fsId, parent, req.name, mode, 0, this.kfs.caller(ctx)));
     } catch (err) {
       // Lost a race with another creator: without O_EXCL, open what is there (as open(2) would).
       if (toErrno(err) !== Errno.EEXIST || req.flags & O_EXCL) throw err;

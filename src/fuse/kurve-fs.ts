@@ -68,7 +68,8 @@ export class KurveFs implements RawFileSystem {
     this.dataPath = new FileData({
       meta: d.meta, data: d.data, fsId: this.fsId, chunkSize: d.fs.chunkSize, cache: d.cache,
       readaheadChunks: d.options.readaheadChunks,
-      onOwnCommit: (ino, v) => this.coherence.expectData(ino, v),
+      expectCommit: (ino, v) => this.coherence.expectData(ino, v),
+      cancelCommit: (ino, v) => this.coherence.cancelData(ino, v),
     });
     this.coherence = new Coherence(d.meta, this.fsId, d.options, {
       onData: (ino, v) => {
@@ -127,9 +128,15 @@ export class KurveFs implements RawFileSystem {
     return { attrValid: this.coherence.attrTimeout, attr: toFuseAttr(attr, this.dataPath.get(attr.ino)) };
   }
 
-  /** We changed these ourselves: the feed's echo of them needs no notification. */
-  ownEntry(parent: number, name: Buffer): void {
-    this.coherence.expectEntry(parent, name);
+  /** Runs a namespace change of ours, telling the coherence layer to skip its echo. */
+  async own<T>(names: ReadonlyArray<readonly [number, Buffer]>, op: () => Promise<T>): Promise<T> {
+    const cancels = names.map(([parent, name]) => this.coherence.expectEntry(parent, name));
+    try {
+      return await op();
+    } catch (err) {
+      for (const c of cancels) c();
+      throw err;
+    }
   }
 
   // ---- namespace ----------------------------------------------------------------------------
@@ -176,7 +183,6 @@ export class KurveFs implements RawFileSystem {
     if (change.mode !== undefined) change.mode &= 0o7777;
     if (Object.keys(change).length > 0) {
       attr = await this.d.meta.setattr(this.fsId, ino, change, this.caller(ctx));
-      this.coherence.expectAttr(ino);
     }
     attr ??= await this.d.meta.getattr(this.fsId, ino);
     return this.attrOut(attr);
@@ -189,60 +195,46 @@ export class KurveFs implements RawFileSystem {
   async symlink(ctx: RequestContext, req: SymlinkIn): Promise<EntryOut> {
     checkName(req.name);
     if (req.target.length >= 4096) throw new FsError(Errno.ENAMETOOLONG, 'symlink target too long');
-    const attr = await this.d.meta.symlink(this.fsId, ctx.nodeid, req.name, req.target, this.caller(ctx));
-    this.ownCreate(ctx.nodeid, req.name);
+    const attr = await this.own([[ctx.nodeid, req.name]], () => this.d.meta.symlink(this.fsId, ctx.nodeid, req.name, req.target, this.caller(ctx)));
     return this.entry(ctx.nodeid, req.name, attr);
   }
 
   async mknod(ctx: RequestContext, req: MknodIn): Promise<EntryOut> {
     checkName(req.name);
     const mode = (req.mode & S_IFMT || S_IFREG) | (req.mode & 0o7777 & ~req.umask);
-    const attr = await this.d.meta.mknod(this.fsId, ctx.nodeid, req.name, mode, req.rdev, this.caller(ctx));
-    this.ownCreate(ctx.nodeid, req.name);
+    const attr = await this.own([[ctx.nodeid, req.name]], () => this.d.meta.mknod(this.fsId, ctx.nodeid, req.name, mode, req.rdev, this.caller(ctx)));
     return this.entry(ctx.nodeid, req.name, attr);
   }
 
   async mkdir(ctx: RequestContext, req: MkdirIn): Promise<EntryOut> {
     checkName(req.name);
-    const attr = await this.d.meta.mkdir(this.fsId, ctx.nodeid, req.name, req.mode & 0o7777 & ~req.umask, this.caller(ctx));
-    this.ownCreate(ctx.nodeid, req.name);
+    const mode = req.mode & 0o7777 & ~req.umask;
+    const attr = await this.own([[ctx.nodeid, req.name]], () => this.d.meta.mkdir(this.fsId, ctx.nodeid, req.name, mode, this.caller(ctx)));
     return this.entry(ctx.nodeid, req.name, attr);
-  }
-
-  /** A create/mkdir/… of ours: the feed echoes the entry and the parent's attributes. */
-  ownCreate(parent: number, name: Buffer): void {
-    this.coherence.expectEntry(parent, name);
-    this.coherence.expectAttr(parent);
   }
 
   async unlink(ctx: RequestContext, req: NameIn): Promise<void> {
     checkName(req.name);
-    const r = await this.d.meta.unlink(this.fsId, ctx.nodeid, req.name, this.caller(ctx));
-    this.ownCreate(ctx.nodeid, req.name);
-    this.coherence.expectAttr(r.ino);
+    const r = await this.own([[ctx.nodeid, req.name]], () => this.d.meta.unlink(this.fsId, ctx.nodeid, req.name, this.caller(ctx)));
     if (r.nlink === 0 && !r.orphaned && this.inodes.lookupCount(r.ino) === 0) this.dataPath.drop(r.ino);
   }
 
   async rmdir(ctx: RequestContext, req: NameIn): Promise<void> {
     checkName(req.name);
-    await this.d.meta.rmdir(this.fsId, ctx.nodeid, req.name);
-    this.ownCreate(ctx.nodeid, req.name);
+    await this.own([[ctx.nodeid, req.name]], () => this.d.meta.rmdir(this.fsId, ctx.nodeid, req.name));
   }
 
   async rename(ctx: RequestContext, req: RenameIn): Promise<void> {
     checkName(req.name);
     checkName(req.newName);
     if (req.flags & RENAME_WHITEOUT) throw new FsError(Errno.EINVAL, 'RENAME_WHITEOUT is not supported');
-    await this.d.meta.rename(this.fsId, ctx.nodeid, req.name, req.newParent, req.newName, req.flags, this.caller(ctx));
-    this.ownCreate(ctx.nodeid, req.name);
-    this.ownCreate(req.newParent, req.newName);
+    await this.own([[ctx.nodeid, req.name], [req.newParent, req.newName]], () =>
+      this.d.meta.rename(this.fsId, ctx.nodeid, req.name, req.newParent, req.newName, req.flags, this.caller(ctx)));
   }
 
   async link(ctx: RequestContext, req: LinkIn): Promise<EntryOut> {
     checkName(req.newName);
-    const attr = await this.d.meta.link(this.fsId, req.oldNodeid, ctx.nodeid, req.newName);
-    this.ownCreate(ctx.nodeid, req.newName);
-    this.coherence.expectAttr(req.oldNodeid);
+    const attr = await this.own([[ctx.nodeid, req.newName]], () => this.d.meta.link(this.fsId, req.oldNodeid, ctx.nodeid, req.newName));
     return this.entry(ctx.nodeid, req.newName, attr);
   }
 
@@ -260,7 +252,6 @@ export class KurveFs implements RawFileSystem {
   async setxattr(ctx: RequestContext, req: SetxattrIn): Promise<void> {
     if (this.warmup.handles(req.name)) return this.warmup.set(ctx, req.value);
     await this.d.meta.setxattr(this.fsId, ctx.nodeid, req.name, req.value, req.flags);
-    this.coherence.expectAttr(ctx.nodeid);
   }
 
   async getxattr(ctx: RequestContext, req: GetxattrIn): Promise<Buffer> {
@@ -274,7 +265,6 @@ export class KurveFs implements RawFileSystem {
 
   async removexattr(ctx: RequestContext, req: RemovexattrIn): Promise<void> {
     await this.d.meta.removexattr(this.fsId, ctx.nodeid, req.name);
-    this.coherence.expectAttr(ctx.nodeid);
   }
 
   // ---- directories --------------------------------------------------------------------------
