@@ -79,3 +79,29 @@ if (typeof afterAll === 'function') afterAll(unmountAll);
 process.once('exit', () => {
   for (const m of live) sysUmount(m.dir, MNT_DETACH);
 });
+
+/**
+ * Runs one libc call in a child process (so a mount served by this process can answer it) and
+ * returns its result and errno. `proto` is a koffi prototype, e.g.
+ * 'int renameat2(int, const char *, int, const char *, unsigned int)'; string args are passed as is.
+ */
+export async function childLibc(proto: string, args: Array<string | number>, timeoutMs = 10_000): Promise<{ ret: number; errno: number; out?: string }> {
+  const { execFile } = await import('node:child_process');
+  const script = `
+    const koffi = require('koffi');
+    const f = koffi.load('libc.so.6').func(${JSON.stringify(proto)});
+    const args = ${JSON.stringify(args)};
+    const bufSize = args.length && typeof args[args.length - 1] === 'number' && ${JSON.stringify(proto)}.includes('_Out_') ? args[args.length - 1] : 0;
+    const out = Buffer.alloc(bufSize);
+    const callArgs = bufSize ? [...args.slice(0, -1), out, bufSize] : args;
+    const ret = f(...callArgs);
+    const errno = ret < 0 ? koffi.errno() : 0;
+    process.stdout.write(JSON.stringify({ ret: Number(ret), errno, out: bufSize && ret > 0 ? out.subarray(0, Number(ret)).toString('latin1') : undefined }));
+  `;
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['-e', script], { cwd: path.resolve(__dirname, '../..'), timeout: timeoutMs }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${proto}: ${err.message} ${stderr}`));
+      else resolve(JSON.parse(stdout) as { ret: number; errno: number; out?: string });
+    });
+  });
+}
