@@ -165,7 +165,9 @@ export function adaptService<D extends grpc.ServiceDefinition>(
         const requestId = newRequestId(call.metadata);
         if (!checkToken(call.metadata, opts.token)) {
           finish(start, grpc.status.UNAUTHENTICATED);
-          call.destroy(Object.assign(new Error('missing or wrong token'), { code: grpc.status.UNAUTHENTICATED }));
+          // grpc-js turns an 'error' event into the call's status; destroy() would drop it (the
+          // client then waits for its deadline).
+          call.emit('error', Object.assign(new Error('missing or wrong token'), { code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong token' }));
           return;
         }
         const closed = new Promise<void>((resolve) => {
@@ -187,7 +189,7 @@ export function adaptService<D extends grpc.ServiceDefinition>(
             const se = toServiceError(err);
             finish(start, se.code ?? grpc.status.INTERNAL);
             if (se.code === grpc.status.INTERNAL) ctx.log.error({ err }, 'stream failed');
-            if (!call.cancelled) call.destroy(Object.assign(new Error(se.details), se));
+            if (!call.cancelled) call.emit('error', Object.assign(new Error(se.details), se));
           },
         );
       };

@@ -8,7 +8,7 @@ import { ClientOptions, clientChannelOptions, unary } from '../common/rpc';
 import { rpcFsError } from '../common/service';
 import { DatastoreClient, PutRequest } from '../gen/datastore';
 import { ChunkKey, DataService, DataStats } from './api';
-import { formatKey } from './chunk-store';
+import { formatKey, validateKey } from './chunk-store';
 import { PIECE_BYTES } from './service';
 
 export interface DataClientOptions extends ClientOptions {
@@ -32,6 +32,7 @@ export class DataClient implements DataService {
   }
 
   async put(key: ChunkKey, data: Buffer, crc = crc32c(data)): Promise<void> {
+    validateKey(key);
     await new Promise<void>((resolve, reject) => {
       const call = this.client.put({ deadline: Date.now() + this.dataDeadlineMs }, (err) => (err ? reject(this.fail(err)) : resolve()));
       const send = async () => {
@@ -50,6 +51,9 @@ export class DataClient implements DataService {
   }
 
   async get(key: ChunkKey, offset = 0, length = -1): Promise<Buffer> {
+    validateKey(key);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw fsError('EINVAL', `invalid offset ${offset}`);
+    if (!Number.isSafeInteger(length) || length < -1) throw fsError('EINVAL', `invalid length ${length}`);
     const pieces: Buffer[] = [];
     await new Promise<void>((resolve, reject) => {
       const stream = this.client.get(
