@@ -55,6 +55,7 @@ export class InProcessFeed implements ChangeFeed {
   private readonly floors = new Map<number, number>();
   private readonly startFloor: number;
   private readonly subs = new Set<Sub>();
+  private closed = false;
 
   constructor(opts: InProcessFeedOptions) {
     this.ringSize = opts.ringSize ?? 100_000;
@@ -85,6 +86,10 @@ export class InProcessFeed implements ChangeFeed {
 
   subscribe(fsId: number, fromSeq: number, handlers: SubscribeHandlers): Subscription {
     const sub: Sub = { fsId, handlers, closed: false };
+    if (this.closed) {
+      queueMicrotask(() => handlers.error(new Error('change feed closed')));
+      return { close: () => undefined };
+    }
     if (fromSeq > 0) {
       const floor = this.floors.get(fsId) ?? this.startFloor;
       const ring = this.rings.get(fsId) ?? [];
@@ -112,6 +117,7 @@ export class InProcessFeed implements ChangeFeed {
   }
 
   close(): void {
+    this.closed = true;
     const err = new Error('change feed closed');
     for (const s of this.subs) {
       s.closed = true;
