@@ -6,7 +6,7 @@ import { Errno, fsError } from '../../src/common/errno';
 import {
   errnoReply, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, RENAME_EXCHANGE, RENAME_NOREPLACE,
   type AttrOut, type CreateOut, type DirentPlusSink, type DirentSink, type EntryOut, type FuseAttr, type FuseConnection,
-  type OpenOut, type RawFileSystem, type ReaddirIn, type RequestContext, type SetattrIn, type Timespec,
+  type OpenOut, type RawFileSystem, type Reply, type ReaddirIn, type RequestContext, type SetattrIn, type Timespec,
 } from '../../src/fuse/protocol/raw-fs';
 import { HandleTable } from '../../src/fuse/vfs/handle-table';
 import { InodeTable, ROOT_NODEID } from '../../src/fuse/vfs/inode-table';
@@ -52,6 +52,8 @@ export interface MemFsOptions {
   readonly attrValid?: number;
   /** Open every file with FOPEN_KEEP_CACHE. */
   readonly keepCache?: boolean;
+  /** Methods to leave out (the session answers them ENOSYS). */
+  readonly omit?: ReadonlyArray<keyof RawFileSystem>;
 }
 
 export class MemFs implements RawFileSystem {
@@ -66,6 +68,7 @@ export class MemFs implements RawFileSystem {
   constructor(private readonly opts: MemFsOptions = {}) {
     const root = this.newNode(S_IFDIR | 0o755, ROOT_NODEID, ROOT_NODEID);
     this.inodes = new InodeTable(root);
+    for (const k of opts.omit ?? []) Object.defineProperty(this, k, { value: undefined });
   }
 
   // ---- test conveniences ---------------------------------------------------------------------
@@ -110,7 +113,7 @@ export class MemFs implements RawFileSystem {
     this.inodes.forget(nodeid, nlookup);
   }
 
-  getattr(ctx: RequestContext): AttrOut {
+  getattr(ctx: RequestContext): Reply<AttrOut> {
     return { attrValid: this.opts.attrValid ?? 0, attr: this.attr(this.node(ctx.nodeid)) };
   }
 
