@@ -45,6 +45,7 @@ export interface LibBpf {
   bpf_map_delete_elem(fd: number, key: Buffer): number;
   bpf_map_get_next_key(fd: number, key: Buffer | null, next: Buffer): number;
   bpf_obj_get(path: string): number;
+  bpf_prog_get_fd_by_id(id: number): number;
   bpf_obj_get_info_by_fd(fd: number, info: Buffer, len: number[]): number;
   libbpf_strerror(err: number, buf: Buffer, size: number): number;
   libbpf_num_possible_cpus(): number;
@@ -101,6 +102,7 @@ function bind(): void {
       'int bpf_map_delete_elem(int fd, const void *key)',
       'int bpf_map_get_next_key(int fd, const void *key, void *next_key)',
       'int bpf_obj_get(const char *path)',
+      'int bpf_prog_get_fd_by_id(uint32_t id)',
       'int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)',
       'int libbpf_strerror(int err, char *buf, size_t size)',
       'int libbpf_num_possible_cpus()',
