@@ -134,7 +134,12 @@ function withSlowLog(kfs: KurveFs, thresholdMs: number): RawFileSystem {
   for (const name of Object.getOwnPropertyNames(proto)) {
     // Descriptors, not values: reading a getter on the prototype would run it without an instance.
     const fn = Object.getOwnPropertyDescriptor(proto, name)?.value as unknown;
-    if (name === 'constructor' || typeof fn !== 'function' || ['init', 'destroy', 'forget', 'batchForget'].includes(name)) continue;
+    if (name === 'constructor' || typeof fn !== 'function') continue;
+    if (['init', 'destroy', 'forget', 'batchForget'].includes(name)) {
+      // Must run on the real instance (init stores the connection on `this`).
+      wrapped[name] = (fn as (...a: unknown[]) => unknown).bind(kfs);
+      continue;
+    }
     wrapped[name] = function (this: unknown, ...args: unknown[]) {
       const t0 = performance.now();
       const r = (fn as (...a: unknown[]) => unknown).apply(kfs, args);

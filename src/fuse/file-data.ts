@@ -26,6 +26,11 @@ export interface FileDataDeps {
 
 /** How many chunk uploads (or downloads for one read) run at once. */
 const IO_PARALLELISM = 4;
+/**
+ * Inodes whose local data we keep after the kernel forgot them (the cache outlives the kernel's
+ * inode cache; each holds an open backing fd). Past this, the least recently used idle ones go.
+ */
+const MAX_TRACKED_INODES = 8192;
 
 export class FileData implements Evictor {
   private readonly inodes = new Map<number, InodeData>();
@@ -41,11 +46,23 @@ export class FileData implements Evictor {
   /** The inode's data state, created (empty, map to be loaded) on first use. */
   ensure(ino: number): InodeData {
     let st = this.inodes.get(ino);
-    if (!st) {
-      st = new InodeData(ino, this.d.chunkSize, this.d.cache.openBacking(ino));
+    if (st) {
+      // Map order is the recency order for trimIdle().
+      this.inodes.delete(ino);
       this.inodes.set(ino, st);
+      return st;
     }
+    if (this.inodes.size >= MAX_TRACKED_INODES) this.trimIdle(Math.floor(MAX_TRACKED_INODES * 0.9));
+    st = new InodeData(ino, this.d.chunkSize, this.d.cache.openBacking(ino));
+    this.inodes.set(ino, st);
     return st;
+  }
+
+  private trimIdle(target: number): void {
+    for (const [ino, st] of this.inodes) {
+      if (this.inodes.size <= target) break;
+      if (st.handles === 0 && st.fetches.size === 0 && !this.isDirty(st)) this.drop(ino);
+    }
   }
 
   get tracked(): number {
@@ -186,9 +203,9 @@ export class FileData implements Evictor {
     }
     if (needs.length) await Promise.all(needs.map((i) => this.fetch(st, i)));
     for (let i = first; i <= last; i++) {
-      const had = st.present.has(i);
+      // Accounted at the chunk's full size until the upload knows its real length.
+      if (!st.present.has(i)) this.d.cache.touch(st.ino, i, cs);
       st.markDirty(i);
-      if (!had) this.d.cache.touch(st.ino, i, Math.min(cs, Math.max(end, st.size) - i * cs));
     }
     st.backing.write(data, offset);
     if (end > st.size) {
@@ -320,6 +337,7 @@ export class FileData implements Evictor {
         st.dirty.delete(index);
         st.present.set(index, refs[k].version);
       }
+      this.d.cache.touch(st.ino, index, refs[k].length);
     });
     if (st.size === size) st.sizeDirty = false;
     if (st.dirty.size === 0 && !st.sizeDirty) st.localMtime = undefined;

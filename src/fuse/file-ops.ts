@@ -198,7 +198,6 @@ export class FileOps {
         await this.meta.releaseInode(this.kfs.fsId, st.ino, this.sessionId).catch((err: unknown) =>
           log.warn({ ino: h.ino, err: String(err) }, 'releaseInode failed'));
       }
-      if (!this.kfs.known(st.ino)) this.data.drop(st.ino);
     }
   }
 

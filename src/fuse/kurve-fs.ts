@@ -12,7 +12,7 @@ import type {
   RawFileSystem, ReaddirIn, ReadIn, ReleaseIn, RemovexattrIn, RenameIn, RequestContext, SetattrIn, SetxattrIn,
   StatfsOut, SymlinkIn, WriteIn, WriteOut,
 } from './protocol/raw-fs';
-import { RENAME_WHITEOUT } from './protocol/raw-fs';
+import { errnoReply, RENAME_WHITEOUT } from './protocol/raw-fs';
 import { InodeTable } from './vfs/inode-table';
 import { HandleTable } from './vfs/handle-table';
 import { DirStream, dotEntries, fillDirents, fillDirentsPlus, type ListedEntry } from './vfs/readdir';
@@ -26,6 +26,7 @@ import { FileOps } from './file-ops';
 import { Warmup } from './warmup-xattr';
 
 const log = moduleLogger('kurve-fs');
+const CAPABILITY_XATTR = 'security.capability';
 const NAME_MAX = 255;
 const READDIR_BATCH = 512;
 
@@ -58,12 +59,16 @@ export class KurveFs implements RawFileSystem {
   private conn?: FuseConnection;
   private readonly inodes: InodeTable<InodeRef>;
   private readonly dirs = new HandleTable<DirHandle>();
+  /** Inodes whose last name we removed: their local data goes at the kernel's forget. */
+  private readonly deleted = new Set<number>();
 
   constructor(private readonly d: KurveFsDeps) {
     this.fsId = d.fs.fsId;
+    // Cached data outlives the kernel's inode (the LRU and FileData bound it); only a deleted
+    // inode's data goes when the kernel forgets it.
     this.inodes = new InodeTable<InodeRef>({ parent: ROOT_INO }, (ino) => {
       inodesTracked.set(this.inodes.size);
-      this.dataPath.drop(ino);
+      if (this.deleted.delete(ino)) this.dataPath.drop(ino);
     });
     this.dataPath = new FileData({
       meta: d.meta, data: d.data, fsId: this.fsId, chunkSize: d.fs.chunkSize, cache: d.cache,
@@ -216,7 +221,10 @@ export class KurveFs implements RawFileSystem {
   async unlink(ctx: RequestContext, req: NameIn): Promise<void> {
     checkName(req.name);
     const r = await this.own([[ctx.nodeid, req.name]], () => this.d.meta.unlink(this.fsId, ctx.nodeid, req.name, this.caller(ctx)));
-    if (r.nlink === 0 && !r.orphaned && this.inodes.lookupCount(r.ino) === 0) this.dataPath.drop(r.ino);
+    if (r.nlink === 0) {
+      if (this.inodes.get(r.ino) === undefined) this.dataPath.drop(r.ino);
+      else this.deleted.add(r.ino);
+    }
   }
 
   async rmdir(ctx: RequestContext, req: NameIn): Promise<void> {
@@ -251,11 +259,14 @@ export class KurveFs implements RawFileSystem {
 
   async setxattr(ctx: RequestContext, req: SetxattrIn): Promise<void> {
     if (this.warmup.handles(req.name)) return this.warmup.set(ctx, req.value);
+    if (req.name === CAPABILITY_XATTR) throw new FsError(Errno.EOPNOTSUPP, 'file capabilities are not supported on Kurve');
     await this.d.meta.setxattr(this.fsId, ctx.nodeid, req.name, req.value, req.flags);
   }
 
   async getxattr(ctx: RequestContext, req: GetxattrIn): Promise<Buffer> {
     if (this.warmup.handles(req.name)) return this.warmup.get(ctx.nodeid);
+    // The kernel asks for this before every write (to drop file capabilities); Kurve has none.
+    if (req.name === CAPABILITY_XATTR) throw errnoReply(Errno.ENODATA);
     return this.d.meta.getxattr(this.fsId, ctx.nodeid, req.name);
   }
 
