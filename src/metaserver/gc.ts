@@ -144,10 +144,15 @@ export class GcQueue {
     return true;
   }
 
+  private warnedNoDatastore = false;
+
   private async retryLater(key: Buffer, item: GcItem, err: unknown): Promise<void> {
     const attempts = (item.attempts ?? 0) + 1;
     const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempts, 22));
-    if (attempts === 1 || attempts % 10 === 0) log.warn({ fsId: item.fsId, ino: item.ino, attempts, err: String((err as Error)?.message ?? err) }, 'gc: delete failed, will retry');
+    if (!this.opts.datastore) {
+      if (!this.warnedNoDatastore) log.info('no datastore configured: chunk objects wait in the GC queue');
+      this.warnedNoDatastore = true;
+    } else if (attempts === 1 || attempts % 10 === 0) log.warn({ fsId: item.fsId, ino: item.ino, attempts, err: String((err as Error)?.message ?? err) }, 'gc: delete failed, will retry');
     await this.engine.txn({
       compares: [{ key, modRevision: (await this.engine.get(key))?.modRevision ?? 0 }],
       deletes: [key],
