@@ -3,7 +3,7 @@
 // this replica becomes leader). Metaservers are reached only through MetaserverHooks, so embedded
 // mode calls the in-process Namespace and distributed mode calls over gRPC.
 import { randomUUID } from 'node:crypto';
-import { fsError } from '../common/errno';
+import { Errno, fsError, FsError } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import { gauge } from '../common/metrics';
 import { FsInfo, MdsService, MountInfo, ServerInfo, ServerKind, SessionInfo } from './api';
@@ -28,10 +28,16 @@ export const HEALTHY_INTERVALS = 3;
  * How the MDS reaches metaservers. Both calls must be idempotent: they are retried after failures.
  */
 export interface MetaserverHooks {
-  /** A file system was created: make its root (Namespace.createFs). Failing fails the create. */
+  /**
+   * A file system was created: make its root (Namespace.createFs). Failing fails the create,
+   * except with ENODEV (no metaserver reachable yet): the file system is recorded and its root
+   * is made by onMetaserverJoined.
+   */
   onFsCreated(fs: FsInfo): Promise<void>;
   /** A session expired (or unmounted): release everything it held so orphans get collected. */
   expireSession(sessionId: string): Promise<void>;
+  /** A metaserver registered or came back to health: make sure it has every file system's root. */
+  onMetaserverJoined?(address: string, fsList: FsInfo[]): Promise<void>;
 }
 
 export interface MdsOptions {
@@ -63,6 +69,7 @@ export class Mds implements MdsService {
   private sweeping?: Promise<void>;
   private unsubscribe?: () => void;
   private createLock: Promise<unknown> = Promise.resolve();
+  private joins: Promise<void> = Promise.resolve();
 
   private constructor(opts: MdsOptions) {
     this.store = opts.store;
@@ -139,7 +146,10 @@ export class Mds implements MdsService {
       try {
         await this.hooks.onFsCreated(info);
       } catch (err) {
-        throw fsError('EIO', `creating the root of "${name}" on the metaserver failed: ${(err as Error).message}`);
+        if (!(err instanceof FsError && err.errno === Errno.ENODEV)) {
+          throw fsError('EIO', `creating the root of "${name}" on the metaserver failed: ${(err as Error).message}`);
+        }
+        log.warn({ fs: name }, 'no metaserver reachable: the root will be created when one registers');
       }
     }
     const rec: FsRecord = { ...info };
@@ -188,26 +198,40 @@ export class Mds implements MdsService {
       await this.store.txn([], [{ type: 'put', key: Keys.server(kind, id), value: rec }]);
       log.info({ kind, id, address }, known ? 'server moved' : 'server registered');
     }
+    const wasHealthy = known !== undefined && known.address === address && this.isHealthy(known.lastHeartbeatMs);
     this.servers.set(key, { id, kind, address, lastHeartbeatMs: Date.now() });
     this.publish();
+    if (kind === 'metaserver' && !wasHealthy) this.metaserverJoined(address);
   }
 
   /** Same as register (a heartbeat from an unknown server registers it), kept cheap when known. */
   async heartbeat(kind: ServerKind, id: string, address: string): Promise<void> {
     const known = this.servers.get(`${kind}/${id}`);
-    if (known && known.address === address && this.election.isLeader()) {
+    if (known && known.address === address && this.isHealthy(known.lastHeartbeatMs) && this.election.isLeader()) {
       known.lastHeartbeatMs = Date.now();
       return;
     }
     await this.register(kind, id, address);
   }
 
+  private isHealthy(lastHeartbeatMs: number): boolean {
+    return lastHeartbeatMs > 0 && Date.now() - lastHeartbeatMs <= HEALTHY_INTERVALS * this.heartbeatMs;
+  }
+
+  /** In the background: a (re)joining metaserver gets every file system's root. */
+  private metaserverJoined(address: string): void {
+    const hook = this.hooks?.onMetaserverJoined;
+    if (!hook) return;
+    const run = async () => hook.call(this.hooks, address, await this.listFs());
+    this.joins = this.joins.then(run).catch((err: unknown) => {
+      log.warn({ metaserver: address, err: (err as Error).message }, 'creating file system roots on a joining metaserver failed');
+    });
+  }
+
   private listServersSync(kind?: ServerKind): ServerInfo[] {
-    const now = Date.now();
-    const window = HEALTHY_INTERVALS * this.heartbeatMs;
     return [...this.servers.values()]
       .filter((s) => !kind || s.kind === kind)
-      .map((s) => ({ ...s, healthy: s.lastHeartbeatMs > 0 && now - s.lastHeartbeatMs <= window }))
+      .map((s) => ({ ...s, healthy: this.isHealthy(s.lastHeartbeatMs) }))
       .sort((a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id));
   }
 
@@ -221,6 +245,11 @@ export class Mds implements MdsService {
   /** Addresses of healthy servers of a kind. */
   healthy(kind: ServerKind): string[] {
     return this.listServersSync(kind).filter((s) => s.healthy).map((s) => s.address);
+  }
+
+  /** How many servers of a kind are registered, healthy or not. */
+  registered(kind: ServerKind): number {
+    return this.listServersSync(kind).length;
   }
 
   // ---- sessions ------------------------------------------------------------------------------
@@ -300,5 +329,6 @@ export class Mds implements MdsService {
     this.unsubscribe?.();
     await this.sweeping;
     await this.createLock;
+    await this.joins;
   }
 }

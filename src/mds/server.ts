@@ -1,12 +1,13 @@
 // An MDS process: lmdb-backed Mds + Mds gRPC service + Health + /metrics. It registers itself in
-// its own topology (kind "mds") so tools can list it. Metaserver hooks and the leader election
-// are injected: embedded/default = none and always-leader; HA and gRPC hooks plug in here.
+// its own topology (kind "mds") so tools can list it. Metaserver hooks default to gRPC calls to
+// the healthy metaservers; the store and the leader election can be replaced (etcd, HA).
 import * as path from 'node:path';
 import { startServiceProcess, ServiceProcess } from '../common/service';
 import { stableServerId } from '../datastore/server';
 import { AlwaysLeader, LeaderElection } from './leader';
 import { LmdbMdsStore } from './lmdb-store';
 import { Mds, MetaserverHooks } from './mds';
+import { grpcMetaserverHooks } from './metaserver-hooks';
 import { mdsRpcService } from './service';
 import { MdsStore } from './store';
 
@@ -25,7 +26,10 @@ export interface MdsServerOptions {
   readonly leaseMs?: number;
   readonly heartbeatMs?: number;
   readonly sweepMs?: number;
-  /** How to reach metaservers (fs roots, session expiry). Without it the MDS only records. */
+  /**
+   * How to reach metaservers (fs roots, session expiry). Default: gRPC to every healthy
+   * metaserver in the topology (grpcMetaserverHooks).
+   */
   readonly hooks?: MetaserverHooks;
   /** Replaces the embedded lmdb store (e.g. etcd). */
   readonly store?: MdsStore;
@@ -55,6 +59,8 @@ export async function startMds(opts: MdsServerOptions): Promise<MdsServer> {
       store, hooks: opts.hooks, election, leaseMs: opts.leaseMs, heartbeatMs: opts.heartbeatMs, sweepMs: opts.sweepMs,
     });
     const m = mds;
+    const grpcHooks = opts.hooks ? undefined : grpcMetaserverHooks(m, { token: opts.token });
+    if (grpcHooks) m.setHooks(grpcHooks);
     rpc = await startServiceProcess({
       name: 'mds',
       listen: opts.listen,
@@ -62,7 +68,7 @@ export async function startMds(opts: MdsServerOptions): Promise<MdsServer> {
       metricsListen: opts.metricsListen,
       services: [mdsRpcService(m, { token: opts.token })],
       graceMs: opts.graceMs,
-      onClose: [() => clearInterval(selfBeat), () => m.close(), () => election.close(), () => store.close()],
+      onClose: [() => clearInterval(selfBeat), () => m.close(), () => grpcHooks?.close(), () => election.close(), () => store.close()],
     });
   } catch (err) {
     await mds?.close();
