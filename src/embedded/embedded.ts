@@ -16,6 +16,7 @@ import { LmdbMdsStore } from '../mds/lmdb-store';
 import { mdsRpcService } from '../mds/service';
 import { LmdbEngine } from '../metaserver/engines/lmdb';
 import { Namespace } from '../metaserver/namespace';
+import { metaserverRpcService } from '../metaserver/service';
 import { mountKurve, type KurveMount } from '../fuse/client';
 import { resolveMountOptions, type ClientOptions } from '../fuse/client-options';
 
@@ -107,10 +108,11 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedHand
     let rpc: ServiceProcess | undefined;
     const listen = opts.listen ?? DEFAULT_LISTEN;
     if (listen) {
-      const services: RpcService[] = [mdsRpcService(mds, { token: opts.token }), datastoreRpcService(store, { token: opts.token })];
-      const meta = await metaserverService(namespace, opts.token);
-      if (meta) services.push(meta);
-      else log.warn('the metaserver gRPC service is not available in this build: other clients cannot mount');
+      const services: RpcService[] = [
+        mdsRpcService(mds, { token: opts.token }),
+        metaserverRpcService(namespace, { token: opts.token }),
+        datastoreRpcService(store, { token: opts.token }),
+      ];
       rpc = await startServiceProcess({ name: 'kurve', listen, token: opts.token, services });
       undo.push(() => rpc!.close());
       const address = rpc.address;
@@ -183,16 +185,3 @@ async function getOrCreateFs(mds: Mds, name: string, chunkSize: number): Promise
   }
 }
 
-/** The metaserver's gRPC service (src/metaserver owns it), loaded if this build has it. */
-async function metaserverService(ns: Namespace, token: string | undefined): Promise<RpcService | undefined> {
-  let mod: Record<string, unknown>;
-  try {
-    // A variable path: the module is optional at type-check time too.
-    const where = '../metaserver/service';
-    mod = (await import(where)) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-  const make = mod.metaserverRpcService as ((n: Namespace, o: { token?: string }) => RpcService) | undefined;
-  return make ? make(ns, { token }) : undefined;
-}
