@@ -10,7 +10,8 @@ export function metricsUrl(target: string): string {
 
 export function fetchText(url: string, timeoutMs = 3000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+    // agent: false: no keep-alive socket outlives the call (it would hold a CLI or a test open).
+    const req = http.get(url, { timeout: timeoutMs, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
