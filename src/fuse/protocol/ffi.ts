@@ -22,6 +22,8 @@ interface Libc {
   mount: (source: string, target: string, fstype: string, flags: number, data: string) => number;
   umount2: (target: string, flags: number) => number;
   ioctl: (fd: number, request: number, arg: Buffer) => number;
+  read: (fd: number, buf: Buffer, count: number) => number;
+  write: (fd: number, buf: Buffer, count: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -34,6 +36,8 @@ function c(): Libc {
       // Declared with a fixed third argument: same calling convention as the variadic one for
       // integer/pointer arguments on x86_64 and aarch64.
       ioctl: lib.func('int ioctl(int fd, unsigned long request, void *arg)'),
+      read: lib.func('long read(int fd, void *buf, size_t count)'),
+      write: lib.func('long write(int fd, void *buf, size_t count)'),
     };
   }
   return libc;
@@ -42,6 +46,22 @@ function c(): Libc {
 function fail(call: string, detail: string): never {
   const errno = koffi.errno();
   throw new FsError(errno, `${call}(${detail}) failed: ${errnoName(errno)}`);
+}
+
+/**
+ * read(2) into buf: bytes read, or -errno. The request loop's hot path: an empty non-blocking
+ * /dev/fuse answers EAGAIN once per wake-up, and fs.readSync turns that into a thrown Error
+ * (~6.7 µs here) where this costs ~0.4 µs.
+ */
+export function devRead(fd: number, buf: Buffer): number {
+  const n = c().read(fd, buf, buf.length);
+  return n >= 0 ? n : -koffi.errno();
+}
+
+/** write(2) of buf[0, len): bytes written, or -errno (ENOENT = the request was interrupted). */
+export function devWrite(fd: number, buf: Buffer, len: number): number {
+  const n = c().write(fd, buf, len);
+  return n >= 0 ? n : -koffi.errno();
 }
 
 /** /dev/fuse, non-blocking: the session reads it from the event loop when epoll says readable. */

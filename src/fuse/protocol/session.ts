@@ -28,6 +28,16 @@ const errorsTotal = counter({ name: 'kurve_fuse_errors_total', help: 'FUSE reque
 const durationSeconds = histogram({
   name: 'kurve_fuse_request_duration_seconds', help: 'Time from reading a FUSE request to writing its reply', labelNames: ['op'] as const, buckets: LATENCY_BUCKETS,
 });
+/** Labelled children per opcode, resolved once: labels() hashes its arguments on every call. */
+const opMetricCache = new Map<number, { requests: { inc(): void }; duration: { observe(v: number): void } }>();
+function opMetrics(opcode: number): { requests: { inc(): void }; duration: { observe(v: number): void } } {
+  let m = opMetricCache.get(opcode);
+  if (!m) {
+    const op = opName(opcode);
+    opMetricCache.set(opcode, (m = { requests: requestsTotal.labels(op), duration: durationSeconds.labels(op) }));
+  }
+  return m;
+}
 const liveSessions = new Set<FuseSession>();
 gauge({
   name: 'kurve_fuse_inflight_requests', help: 'FUSE requests read but not yet answered',
@@ -36,6 +46,7 @@ gauge({
 
 /** Requests handled per epoll wake-up before yielding, so replies and timers get their turn. */
 const READ_BATCH = 32;
+const ECONNABORTED = 103;
 /** Requests at least this big (WRITE payloads) take the read buffer with them instead of a copy. */
 const HANDOFF_BYTES = 64 * 1024;
 
@@ -134,16 +145,14 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
 
   private onReadable(): void {
     for (let i = 0; i < READ_BATCH && !this.ended; i++) {
-      let n: number;
-      try {
-        n = fs.readSync(this.fd, this.rbuf, 0, this.rbuf.length, null);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EAGAIN') return;
-        if (code === 'EINTR' || code === 'ENOENT') continue; // ENOENT: the request was interrupted before we read it
+      const n = ffi.devRead(this.fd, this.rbuf);
+      if (n < 0) {
+        const errno = -n;
+        if (errno === Errno.EAGAIN) return;
+        if (errno === Errno.EINTR || errno === Errno.ENOENT) continue; // ENOENT: interrupted before we read it
         // ENODEV: unmounted (or the connection was aborted); ECONNABORTED with ABORT_ERROR.
-        if (code !== 'ENODEV' && code !== 'ECONNABORTED') log.error({ err }, 'reading /dev/fuse failed; ending the session');
-        void this.end(code === 'ENODEV' ? 'unmounted' : `read failed: ${code}`);
+        if (errno !== Errno.ENODEV && errno !== ECONNABORTED) log.error({ errno: errnoName(errno) }, 'reading /dev/fuse failed; ending the session');
+        void this.end(errno === Errno.ENODEV ? 'unmounted' : `read failed: ${errnoName(errno)}`);
         return;
       }
       if (n < 40) {
@@ -163,7 +172,7 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
   /** Counts a request (opcode is validated by dispatch). */
   count(opcode: number): void {
     if (opcode < this.counts.length) this.counts[opcode]++;
-    requestsTotal.labels(opName(opcode)).inc();
+    opMetrics(opcode).requests.inc();
   }
 
   // ---- replies -------------------------------------------------------------------------------
@@ -177,7 +186,7 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
   replyBuf(req: Request, b: Buffer, bodyLen: number): void {
     const len = OUT_HEADER_SIZE + bodyLen;
     writeOutHeader(b, 0, len, 0, req.h.uniqueLo, req.h.uniqueHi);
-    this.write(req, () => fs.writeSync(this.fd, b, 0, len));
+    this.write(req, () => ffi.devWrite(this.fd, b, len));
     this.finished(req, 0);
   }
 
@@ -191,7 +200,7 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
 
   replyError(req: Request, errno: number): void {
     writeOutHeader(this.wbuf, 0, OUT_HEADER_SIZE, -errno, req.h.uniqueLo, req.h.uniqueHi);
-    this.write(req, () => fs.writeSync(this.fd, this.wbuf, 0, OUT_HEADER_SIZE));
+    this.write(req, () => ffi.devWrite(this.fd, this.wbuf, OUT_HEADER_SIZE));
     this.finished(req, errno);
   }
 
@@ -212,26 +221,26 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
 
   private write(req: Request, op: () => number): void {
     if (this.ended) return; // the fd may already belong to someone else
+    let errno = 0;
     try {
-      op();
+      const r = op();
+      if (r < 0) errno = -r;
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // ENOENT: the kernel no longer waits for this request (interrupted): nothing to do.
-      if (code === 'ENOENT') return;
-      if (code === 'ENODEV') {
-        void this.end('unmounted');
-        return;
-      }
-      log.error({ err, op: opName(req.opcode), unique: req.unique }, 'writing a FUSE reply failed');
+      errno = (err as NodeJS.ErrnoException).errno ? Math.abs((err as NodeJS.ErrnoException).errno!) : Errno.EIO;
     }
+    if (errno === 0 || errno === Errno.ENOENT) return; // ENOENT: the kernel no longer waits (interrupted)
+    if (errno === Errno.ENODEV) {
+      void this.end('unmounted');
+      return;
+    }
+    log.error({ errno: errnoName(errno), op: opName(req.opcode), unique: req.unique }, 'writing a FUSE reply failed');
   }
 
   private finished(req: Request, errno: number): void {
     this.inflight--;
     this.pending.delete(req.unique);
-    const op = opName(req.opcode);
-    durationSeconds.labels(op).observe((performance.now() - req.start) / 1000);
-    if (errno !== 0) errorsTotal.labels(op, errnoName(errno)).inc();
+    opMetrics(req.opcode).duration.observe((performance.now() - req.start) / 1000);
+    if (errno !== 0) errorsTotal.labels(opName(req.opcode), errnoName(errno)).inc();
     if (tr.on) tr.log(`tx ${req.unique}: ${errno === 0 ? 'OK' : errnoName(errno)}`);
   }
 
