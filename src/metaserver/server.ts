@@ -4,6 +4,8 @@
 import * as path from 'node:path';
 import type { DataService } from '../datastore/api';
 import { startServiceProcess, ServiceProcess } from '../common/service';
+import { parseAddressList, stableServerId } from '../datastore/server';
+import { Heartbeat, startHeartbeat } from '../mds/heartbeat';
 import { LmdbEngine } from './engines/lmdb';
 import { Namespace, NamespaceOptions } from './namespace';
 import { DEFAULT_METASERVER_PORT, metaserverRpcService } from './service';
@@ -25,6 +27,10 @@ export interface MetaserverOptions {
   readonly createFs?: readonly number[];
   /** Namespace tuning (GC grace, feed ring size...). */
   readonly namespace?: Omit<NamespaceOptions, 'datastore'>;
+  /** MDS addresses: register and heartbeat as a metaserver when given. */
+  readonly mds?: string | readonly string[];
+  /** Address to advertise to the MDS (default: the bound address). */
+  readonly advertise?: string;
   /** Skip fsync (benchmarks of the logic only). */
   readonly noSync?: boolean;
   readonly graceMs?: number;
@@ -42,6 +48,7 @@ export async function startMetaserver(opts: MetaserverOptions): Promise<Metaserv
   const engine = new LmdbEngine({ path: path.resolve(opts.dataDir), noSync: opts.noSync });
   let namespace: Namespace | undefined;
   let rpc: ServiceProcess;
+  let heartbeat: Heartbeat | undefined;
   try {
     namespace = await Namespace.open(engine, { ...opts.namespace, datastore: opts.datastore });
     for (const fsId of opts.createFs ?? []) await namespace.createFs(fsId);
@@ -53,7 +60,7 @@ export async function startMetaserver(opts: MetaserverOptions): Promise<Metaserv
       metricsListen: opts.metricsListen,
       services: [metaserverRpcService(ns, { token: opts.token })],
       graceMs: opts.graceMs,
-      onClose: [() => ns.close(), () => engine.close()],
+      onClose: [() => heartbeat?.stop(), () => ns.close(), () => engine.close()],
     });
   } catch (err) {
     await namespace?.close();
@@ -61,6 +68,11 @@ export async function startMetaserver(opts: MetaserverOptions): Promise<Metaserv
     throw err;
   }
   const ns = namespace;
+  const mds = parseAddressList(opts.mds);
+  if (mds.length > 0) {
+    const id = stableServerId(path.resolve(opts.dataDir), 'ms');
+    heartbeat = startHeartbeat({ mds, token: opts.token, kind: 'metaserver', id, address: opts.advertise ?? rpc.address });
+  }
   let closing: Promise<void> | undefined;
   return {
     namespace: ns,
@@ -68,8 +80,11 @@ export async function startMetaserver(opts: MetaserverOptions): Promise<Metaserv
     rpc,
     address: rpc.address,
     close: () => {
-      // Streams never finish by themselves: end them first so draining only waits for unary calls.
-      closing ??= (ns.feed.close(), rpc.close());
+      if (!closing) {
+        // Streams never finish by themselves: end them first so draining only waits for unary calls.
+        ns.feed.close();
+        closing = rpc.close();
+      }
       return closing;
     },
   };

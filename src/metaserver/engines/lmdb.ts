@@ -70,6 +70,8 @@ export class LmdbEngine implements KvEngine {
     fs.mkdirSync(opts.path, { recursive: true });
     this.db = open<Buffer, Buffer>({
       path: opts.path,
+      // A directory even when its name has a dot (lmdb guesses "file" from an extension).
+      noSubdir: false,
       keyEncoding: 'binary',
       encoding: 'binary',
       noSync: opts.noSync ?? false,

@@ -1,0 +1,60 @@
+// `kurve metaserver`: a standalone metaserver (namespace over lmdb) serving gRPC until SIGTERM.
+import { Command } from 'commander';
+
+interface MetaserverFlags {
+  listen: string;
+  data: string;
+  token?: string;
+  metrics?: string;
+  datastore?: string;
+  mds?: string;
+  advertise?: string;
+  createFs?: string[];
+  gcGrace?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('metaserver')
+    .description('run a metaserver: the namespace (inodes, dentries, xattrs, chunk maps) over lmdb, served over gRPC')
+    .option('--listen <addr>', 'gRPC address (HOST:PORT; port 0 = any free port)', '127.0.0.1:6702')
+    .requiredOption('--data <dir>', 'lmdb directory holding the namespace (created if missing)')
+    .option('--token <token>', 'shared token every RPC must carry (also $KURVE_TOKEN)')
+    .option('--metrics <addr>', 'serve Prometheus /metrics on HOST:PORT (default: none)')
+    .option('--datastore <addr>', 'datastore to delete replaced chunks and purged files from (default: keep them queued)')
+    .option('--mds <addrs>', 'MDS address(es), comma-separated: register and heartbeat as a metaserver')
+    .option('--advertise <addr>', 'address to give the MDS (default: the bound --listen address)')
+    .option('--create-fs <id...>', 'create these file system ids (root directory) if missing')
+    .option('--gc-grace <duration>', 'wait before deleting a replaced chunk object (readers may be mid-read)', '30s')
+    .addHelpText('after', `
+Stops gracefully on SIGTERM/SIGINT: ends change-feed streams, lets in-flight calls finish, closes lmdb.
+Every acknowledged write is synced to disk before the reply. Check a stopped store with \`kurve fsck\`.
+
+Examples:
+  kurve metaserver --data /var/lib/kurve/meta
+  kurve metaserver --listen 0.0.0.0:6702 --data /srv/meta --mds 10.0.0.1:6701 --datastore 10.0.0.2:6703
+  kurve metaserver --listen 127.0.0.1:0 --data /tmp/meta --create-fs 1 --metrics 127.0.0.1:9570`)
+    .action(async (flags: MetaserverFlags) => {
+      const { startMetaserver } = await import('../../metaserver/server');
+      const { exitOnSignal } = await import('../../common/service');
+      const { parseDuration } = await import('../../common/config');
+      const token = flags.token ?? process.env.KURVE_TOKEN;
+      let datastore: import('../../datastore/client').DataClient | undefined;
+      if (flags.datastore) {
+        const { DataClient } = await import('../../datastore/client');
+        datastore = new DataClient(flags.datastore, { token });
+      }
+      const createFs = (flags.createFs ?? []).map((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`--create-fs: '${v}' is not a file system id`);
+        return n;
+      });
+      const ms = await startMetaserver({
+        listen: flags.listen, dataDir: flags.data, token, metricsListen: flags.metrics, datastore, mds: flags.mds,
+        advertise: flags.advertise, createFs, namespace: { gcGraceMs: parseDuration(flags.gcGrace ?? '30s') },
+      });
+      // One plain line on stdout so scripts (and tests) can find the bound address.
+      process.stdout.write(`metaserver listening on ${ms.address}\n`);
+      exitOnSignal({ name: 'metaserver', close: async () => { await ms.close(); datastore?.close(); } });
+    });
+}
