@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import type { Registry } from 'prom-client';
 import { registry as defaultRegistry } from '../common/metrics';
-import { fuseOpName as opName } from './fuse-opcodes';
+import { opName } from '../fuse/protocol/opcodes';
 import { array, perCpu, struct, u32, u64, u8 } from './codecs';
 import { Collection } from './collection';
 import { libbpf } from './ffi';

@@ -1,7 +1,7 @@
 // `kurve trace` recipes: bpftrace programs for the FUSE path and TCP, and the typed results parsed
 // from their JSON output. Every recipe keeps its scratch maps out of the output (cleared in END).
 import { BpftraceEvent, HistBucket } from './bpftrace';
-import { fuseOpName } from './fuse-opcodes';
+import { opName as fuseOpName } from '../fuse/protocol/opcodes';
 
 export interface RecipeOptions {
   /** Kernel dev_t of the Kurve mount (connectionIdOf); undefined = every FUSE connection. */
