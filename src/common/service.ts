@@ -134,7 +134,7 @@ export function exitOnSignal(target: { readonly name?: string; close(): Promise<
  * `kurve-errno` trailer, else the status mapping), with `context` (e.g. "datastore 1.2.3.4:6703")
  * in front of the server's message.
  */
-export function rpcFsError(err: unknown, context: string): FsError {
+export function rpcFsError(err: unknown, context?: string): FsError {
   if (err instanceof FsError) return err;
   const errno = toErrno(err);
   const e = err as { details?: unknown; message?: unknown };
@@ -142,5 +142,7 @@ export function rpcFsError(err: unknown, context: string): FsError {
   // The server's message already starts with the errno name (FsError's format): don't repeat it.
   const prefix = `${errnoName(errno)}: `;
   if (details.startsWith(prefix)) details = details.slice(prefix.length);
-  return new FsError(errno, `${context}: ${details}`);
+  // grpc-js appends an often empty resolver note to connection failures.
+  details = details.replace(/\s*Resolution note:\s*$/, '');
+  return new FsError(errno, context ? `${context}: ${details}` : details);
 }

@@ -82,7 +82,8 @@ export class MdsClient implements MdsService {
           continue;
         }
         const code = (err as { code?: number }).code;
-        if (typeof code !== 'number' || !retryable.has(code)) throw rpcFsError(err, `MDS ${address}`);
+        // The MDS answered (e.g. EEXIST, EINVAL): its message says it all.
+        if (typeof code !== 'number' || !retryable.has(code)) throw rpcFsError(err);
         failedInRound.add(address);
         const next = this.addresses.find((a) => !failedInRound.has(a));
         if (next) {
@@ -98,8 +99,7 @@ export class MdsClient implements MdsService {
         backoff = Math.min(backoff * 2, 1000);
       }
     }
-    const e = rpcFsError(lastErr ?? new Error('deadline exceeded'), `cannot reach MDS at ${this.addresses.join(',')}`);
-    throw e;
+    throw rpcFsError(lastErr ?? new Error('deadline exceeded'), `cannot reach MDS at ${this.addresses.join(',')}`);
   }
 
   async createFs(name: string, chunkSize: number): Promise<FsInfo> {
