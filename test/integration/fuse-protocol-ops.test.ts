@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Errno, fsError } from '../../src/common/errno';
 import { registry } from '../../src/common/metrics';
+import { setReadAhead } from '../../src/fuse/protocol/mount';
 import type { AttrOut, Reply, RequestContext } from '../../src/fuse/protocol/raw-fs';
 import { MemFs } from '../helpers/memfs';
 import { childLibc, mountTemp, waitFor, type TempMount } from '../helpers/mount';
@@ -169,12 +170,20 @@ describeIf([whyNoFuse()], 'FUSE protocol: operations on a real mount', () => {
     const child = execFile('stat', [m.p('slow')]);
     const exited = new Promise((resolve) => child.on('exit', resolve));
     await waitFor(() => m.session.pending.size > 0, 5000, 'the slow GETATTR to arrive');
+    // Handlers run concurrently: other requests are answered while that one waits.
+    expect((await fsp.stat(m.p('hello.txt'))).isFile()).toBe(true);
     child.kill('SIGKILL');
     await exited;
     await waitFor(() => memfs.interrupted === 1, 5000, 'the handler to see the abort');
     memfs.slowOn.delete(ino);
     expect(m.session.opCounts().INTERRUPT).toBeGreaterThanOrEqual(1);
     await waitFor(() => m.session.pending.size === 0, 2000, 'no pending requests');
+  });
+
+  it('sets the mount readahead through its bdi', async () => {
+    setReadAhead(m.session.connectionId, 4 << 20);
+    const id = m.session.connectionId;
+    expect((await fsp.readFile(`/sys/class/bdi/${id >> 20}:${id & 0xfffff}/read_ahead_kb`, 'utf8')).trim()).toBe('4096');
   });
 
   it('statfs', async () => {

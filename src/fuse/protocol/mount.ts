@@ -108,3 +108,16 @@ export function unmountPath(mountpoint: string): void {
   const errno = ffi.sysUmount(path.resolve(mountpoint), ffi.MNT_DETACH);
   if (errno !== 0) throw new FsError(errno, `umount ${mountpoint}: ${errnoName(errno)}`);
 }
+
+/**
+ * Sets the mount's readahead (/sys/class/bdi/MAJOR:MINOR/read_ahead_kb). The kernel starts it
+ * at INIT's max_readahead; larger sequential reads can help a remote-backed file system.
+ */
+export function setReadAhead(connectionId: number, bytes: number): void {
+  const bdi = `/sys/class/bdi/${Math.floor(connectionId / 2 ** 20)}:${connectionId % 2 ** 20}/read_ahead_kb`;
+  try {
+    fs.writeFileSync(bdi, String(Math.ceil(bytes / 1024)));
+  } catch (err) {
+    throw new FsError(-((err as NodeJS.ErrnoException).errno ?? -Errno.EIO), `cannot set readahead via ${bdi}: ${(err as Error).message}`);
+  }
+}

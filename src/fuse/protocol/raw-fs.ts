@@ -233,6 +233,10 @@ export interface DirentPlusSink {
  * Reverse messages to the kernel. They are written off the event loop (the kernel may block a
  * notification on a lock held by a request this daemon has yet to answer), so each returns a
  * Promise of 0 or a negative errno; -ENOENT = the kernel had nothing cached (harmless).
+ *
+ * Inside a handler, fire and forget: do not await a notification about the directory or inode
+ * the request is operating on. The kernel holds that directory's lock (or the page locks) until
+ * the handler replies, and INVAL_ENTRY / INVAL_INODE wait for the same locks.
  */
 export interface Notifier {
   /** off = -1: attributes only; off 0 and len 0: attributes and the whole page cache. */
