@@ -37,7 +37,12 @@ export interface FuseOpStats {
  * and the name of its /sys/fs/fuse/connections entry), from the mount point.
  */
 export function connectionIdOf(mountpoint: string): number {
-  const dev = fs.statSync(mountpoint, { bigint: true }).dev;
+  // Never call this from the process serving the mount: the stat would wait for itself.
+  return connectionIdFromDev(fs.statSync(mountpoint, { bigint: true }).dev);
+}
+
+/** The kernel dev_t (MAJOR << 20 | MINOR) from a user-space st_dev. */
+export function connectionIdFromDev(dev: bigint): number {
   // glibc encoding: major in bits 8..19 and 32..43, minor in bits 0..7 and 20..31.
   const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
   const minor = Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn));
