@@ -2,7 +2,7 @@
 // /metrics endpoint, graceful shutdown (stop accepting, drain in-flight calls, close stores) and
 // SIGTERM/SIGINT handling for the CLI. Services hand in {definition, impl} pairs, so `kurve up`
 // can put several services on one server.
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { errnoName, FsError, toErrno } from './errno';
 import { moduleLogger } from './logger';
 import { collectProcessMetrics, MetricsServer, startMetricsServer } from './metrics';
@@ -145,4 +145,12 @@ export function rpcFsError(err: unknown, context?: string): FsError {
   // grpc-js appends an often empty resolver note to connection failures.
   details = details.replace(/\s*Resolution note:\s*$/, '');
   return new FsError(errno, context ? `${context}: ${details}` : details);
+}
+
+/**
+ * For CLI entry points: grpc-js prints its own error lines to stderr (e.g. a second copy of a
+ * bind failure); our logs and messages already say it. GRPC_VERBOSITY set by the user wins.
+ */
+export function quietGrpc(): void {
+  if (!process.env.GRPC_VERBOSITY) grpc.setLogVerbosity(grpc.logVerbosity.NONE);
 }

@@ -37,7 +37,8 @@ Examples:
       );
       if (!o.dir) throw new Error('kurve datastore needs --dir DIR (or $KURVE_DIR)');
       const { startDatastore, DATASTORE_DEFAULT_LISTEN } = await import('../../datastore/server');
-      const { exitOnSignal } = await import('../../common/service');
+      const { exitOnSignal, quietGrpc } = await import('../../common/service');
+      quietGrpc();
       const path = await import('node:path');
       const ds = await startDatastore({
         listen: o.listen || DATASTORE_DEFAULT_LISTEN, dir: path.resolve(o.dir), mds: o.mds || undefined,

@@ -40,7 +40,8 @@ Examples:
       const leaseMs = parseDuration(o.lease, 's');
       const heartbeatMs = parseDuration(o.heartbeat, 's');
       const { startMds, MDS_DEFAULT_LISTEN } = await import('../../mds/server');
-      const { exitOnSignal } = await import('../../common/service');
+      const { exitOnSignal, quietGrpc } = await import('../../common/service');
+      quietGrpc();
       const path = await import('node:path');
       const server = await startMds({
         listen: o.listen || MDS_DEFAULT_LISTEN, dataDir: path.resolve(o.data), token: o.token || undefined,
