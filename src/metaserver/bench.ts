@@ -1,0 +1,91 @@
+// Metaserver micro-benchmarks: creates, lookups and getattrs per second, in-process (Namespace on
+// lmdb) and over gRPC (MetaClient to a metaserver on a free port), sequential and with requests in
+// flight. Used by the bench harness; also runnable: `node dist/src/metaserver/bench.js [seconds]`.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { MetaService } from './api';
+import { ROOT_INO } from './api';
+import { MetaClient } from './client';
+import { startMetaserver } from './server';
+
+export interface MetaBenchResult {
+  readonly mode: 'in-process' | 'grpc';
+  readonly concurrency: number;
+  readonly createsPerSec: number;
+  readonly lookupsPerSec: number;
+  readonly getattrsPerSec: number;
+}
+
+export interface MetaBenchOptions {
+  /** Seconds per measured phase (default 1). */
+  readonly seconds?: number;
+  /** Requests in flight (default 1 = sequential). */
+  readonly concurrency?: number;
+  /** Skip fsync (measures the logic, not the disk). Default false: real durable commits. */
+  readonly noSync?: boolean;
+}
+
+const C = { uid: 0, gid: 0 };
+
+/** Runs `op(i)` with `concurrency` loops for `seconds`; returns ops/s. */
+async function rate(seconds: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<number> {
+  const end = Date.now() + seconds * 1000;
+  let n = 0;
+  const start = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (Date.now() < end) await op(n++);
+  }));
+  return Math.round(n / (Number(process.hrtime.bigint() - start) / 1e9));
+}
+
+async function measure(ms: MetaService, fsId: number, seconds: number, concurrency: number): Promise<Omit<MetaBenchResult, 'mode' | 'concurrency'>> {
+  const dir = (await ms.mkdir(fsId, ROOT_INO, Buffer.from(`bench-${concurrency}-${Date.now()}`), 0o755, C)).ino;
+  let created = 0;
+  const createsPerSec = await rate(seconds, concurrency, async (i) => {
+    await ms.mknod(fsId, dir, Buffer.from(`f${i}`), 0o100644, 0, C);
+    created = Math.max(created, i + 1);
+  });
+  const names = Math.max(1, Math.min(created, 1000));
+  const lookupsPerSec = await rate(seconds, concurrency, (i) => ms.lookup(fsId, dir, Buffer.from(`f${i % names}`)).catch(() => undefined));
+  const getattrsPerSec = await rate(seconds, concurrency, () => ms.getattr(fsId, dir));
+  return { createsPerSec, lookupsPerSec, getattrsPerSec };
+}
+
+/** In-process and gRPC numbers for each concurrency level. */
+export async function benchMetaserver(opts: MetaBenchOptions = {}): Promise<MetaBenchResult[]> {
+  const seconds = opts.seconds ?? 1;
+  const levels = opts.concurrency ? [opts.concurrency] : [1, 32];
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-msbench-'));
+  const server = await startMetaserver({ listen: '127.0.0.1:0', dataDir, createFs: [1], noSync: opts.noSync, graceMs: 1000 });
+  const client = new MetaClient(server.address);
+  const out: MetaBenchResult[] = [];
+  try {
+    for (const c of levels) out.push({ mode: 'in-process', concurrency: c, ...(await measure(server.namespace, 1, seconds, c)) });
+    for (const c of levels) out.push({ mode: 'grpc', concurrency: c, ...(await measure(client, 1, seconds, c)) });
+  } finally {
+    client.close();
+    await server.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+export function formatBench(results: readonly MetaBenchResult[]): string {
+  const rows = results.map((r) => `| ${r.mode} | ${r.concurrency} | ${r.createsPerSec} | ${r.lookupsPerSec} | ${r.getattrsPerSec} |`);
+  return ['| mode | in flight | creates/s | lookups/s | getattrs/s |', '|---|---|---|---|---|', ...rows].join('\n');
+}
+
+if (require.main === module) {
+  const seconds = Number(process.argv[2] ?? 1);
+  benchMetaserver({ seconds }).then(
+    (r) => {
+      process.stdout.write(`${formatBench(r)}\n`);
+      process.exit(0);
+    },
+    (err: unknown) => {
+      process.stderr.write(`${String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
