@@ -13,7 +13,7 @@ export type DriverJob =
   | { op: 'stat'; file: string; seconds: number }
   | { op: 'read'; file: string; blockSize: number; warm: boolean }
   | { op: 'write'; file: string; size: number; blockSize: number; fsync: boolean }
-  | { op: 'create'; dir: string; count: number; prefix: string };
+  | { op: 'create'; dir: string; count: number; prefix: string; maxSeconds?: number };
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e9;
 
@@ -72,11 +72,20 @@ function writeAll(file: string, size: number, blockSize: number, sync: boolean):
   return { ops, bytes, seconds: now() - start };
 }
 
-function createFiles(dir: string, count: number, prefix: string): DriverResult {
+/** Creates up to `count` files, stopping early after `maxSeconds` (slow systems stay bounded). */
+function createFiles(dir: string, count: number, prefix: string, maxSeconds = Infinity): DriverResult {
   const flags = fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY;
   const start = now();
-  for (let i = 0; i < count; i++) fs.closeSync(fs.openSync(path.join(dir, `${prefix}${i}`), flags, 0o644));
-  return { ops: count, bytes: 0, seconds: now() - start };
+  const end = start + maxSeconds;
+  let i = 0;
+  for (; i < count; i++) {
+    fs.closeSync(fs.openSync(path.join(dir, `${prefix}${i}`), flags, 0o644));
+    if ((i & 63) === 63 && now() > end) {
+      i++;
+      break;
+    }
+  }
+  return { ops: i, bytes: 0, seconds: now() - start };
 }
 
 export function runJob(job: DriverJob): DriverResult {
@@ -86,7 +95,7 @@ export function runJob(job: DriverJob): DriverResult {
       if (job.warm) readAll(job.file, job.blockSize);
       return readAll(job.file, job.blockSize);
     case 'write': return writeAll(job.file, job.size, job.blockSize, job.fsync);
-    case 'create': return createFiles(job.dir, job.count, job.prefix);
+    case 'create': return createFiles(job.dir, job.count, job.prefix, job.maxSeconds);
   }
 }
 

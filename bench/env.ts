@@ -140,6 +140,19 @@ export class BenchEnv {
     }
   }
 
+  /** Runs a JavaScript snippet in a child node process and parses its last stdout line as JSON. */
+  async runNode<T>(script: string, timeoutMs: number): Promise<T> {
+    try {
+      const { stdout } = await execFileP(process.execPath, ['-e', script], { timeout: timeoutMs, maxBuffer: 16 << 20, cwd: this.tmp, env: { ...process.env, KURVE_LOG_LEVEL: 'warn' } });
+      // Log lines may precede the result: the result is the last line.
+      return JSON.parse(stdout.trim().split('\n').pop() ?? '') as T;
+    } catch (err) {
+      const e = err as { stderr?: string; killed?: boolean; message: string };
+      if (e.killed) throw new Error(`child timed out after ${timeoutMs / 1000} s`);
+      throw new Error((e.stderr || e.message).trim().split('\n').pop() ?? e.message);
+    }
+  }
+
   private spawnDaemon(key: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
     // Output goes to a file: a pipe nobody drains while a driver runs could block the daemon.
     const logFd = fs.openSync(path.join(this.tmp, `${key}.log`), 'a');

@@ -1,5 +1,44 @@
-// Service benchmarks (issues 2 and 5): metaserver operations over gRPC and in-process, the etcd
-// engine next to lmdb with 1 and 4 clients, MDS failover time.
-import type { Benchmark } from './harness';
+// Service benchmarks (issues 2 and 5): metaserver operations in-process and over gRPC (the
+// metaserver's own benchMetaserver(), run in a child process so the harness stays idle).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Benchmark, Row, Unavailable } from './harness';
 
-export const serviceBenchmarks: Benchmark[] = [];
+interface MetaBenchResult {
+  readonly mode: 'in-process' | 'grpc';
+  readonly concurrency: number;
+  readonly createsPerSec: number;
+  readonly lookupsPerSec: number;
+  readonly getattrsPerSec: number;
+}
+
+const metaserver: Benchmark = {
+  name: 'metaserver',
+  description: 'metaserver create/lookup/getattr ops/s on lmdb (durable commits), in-process vs over gRPC, 1 and 32 in flight',
+  async run(env) {
+    const mod = path.join(env.distDir, 'src', 'metaserver', 'bench.js');
+    if (!fs.existsSync(mod)) throw new Unavailable('src/metaserver/bench.ts is not built');
+    const seconds = env.pick(2, 0.5);
+    const results = await env.runNode<MetaBenchResult[]>(
+      `require(${JSON.stringify(mod)}).benchMetaserver({ seconds: ${seconds} }).then((r) => { process.stdout.write(JSON.stringify(r)); process.exit(0); }, (e) => { process.stderr.write(String(e)); process.exit(1); });`,
+      120_000,
+    );
+    const rows: Row[] = [];
+    for (const conc of [...new Set(results.map((r) => r.concurrency))]) {
+      const inProc = results.find((r) => r.mode === 'in-process' && r.concurrency === conc);
+      const grpc = results.find((r) => r.mode === 'grpc' && r.concurrency === conc);
+      for (const [op, key] of [['create', 'createsPerSec'], ['lookup', 'lookupsPerSec'], ['getattr', 'getattrsPerSec']] as const) {
+        rows.push({
+          name: `metaserver ${op}, ${conc} in flight: in-process (Kurve) vs gRPC (ref)`,
+          unit: 'ops/s',
+          higherIsBetter: true,
+          kurve: inProc ? { value: inProc[key] } : { unavailable: 'no in-process result' },
+          reference: { label: 'gRPC', cell: grpc ? { value: grpc[key] } : { unavailable: 'no gRPC result' } },
+        });
+      }
+    }
+    return rows;
+  },
+};
+
+export const serviceBenchmarks: Benchmark[] = [metaserver];
