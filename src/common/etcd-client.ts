@@ -62,7 +62,11 @@ function hostBreaker(downMs: number): HostPolicy {
       try {
         return await fn({ signal: new AbortController().signal });
       } catch (err) {
-        if (err instanceof Error && isRecoverableError(err)) downUntil = Date.now() + downMs;
+        // Not on CANCELLED: etcd3 counts our own stream cancellations (watch, keepalive) as recoverable.
+        if (err instanceof Error && isRecoverableError(err) && /UNAVAILABLE|DEADLINE|ECONNREFUSED|No connection/i.test(err.message)) {
+          downUntil = Date.now() + downMs;
+          log.debug({ err: err.message }, "etcd member marked down");
+        }
         throw err;
       }
     },
