@@ -4,6 +4,9 @@
 import * as fs from 'node:fs';
 import { ROOT_INO } from '../../src/metaserver/api';
 import { MetaClient } from '../../src/metaserver/client';
+import { LmdbEngine } from '../../src/metaserver/engines/lmdb';
+import { encodeDentry } from '../../src/metaserver/inode';
+import { dentryKey } from '../../src/metaserver/keys';
 import { errOf } from '../helpers/metaserver-suite';
 import { tempDir } from '../helpers/metaserver';
 import { ensureBuilt, MetaserverProcess, runFsck, spawnMetaserver } from '../helpers/metaserver-process';
@@ -115,4 +118,18 @@ describe('metaserver durability (kill -9)', () => {
     expect(status).toBe(0);
     expect(report.dentries).toBeGreaterThan(2);
   }, 90_000);
+
+  it('kurve fsck exits 1 on a broken store and --repair fixes it', async () => {
+    // Offline damage: an entry pointing at an inode that does not exist.
+    const engine = new LmdbEngine({ path: dir });
+    await engine.txn({ puts: [{ key: dentryKey(FS, ROOT_INO, Buffer.from('ghost')), value: encodeDentry({ ino: 987_654, type: 0o100000, cookie: 9999 }) }] });
+    await engine.close();
+    const broken = runFsck(dir);
+    expect(broken.status).toBe(1);
+    expect(broken.report.issues.map((i) => i.kind)).toEqual(['dangling-dentry']);
+    expect(runFsck(dir, true).status).toBe(0);
+    const after = runFsck(dir);
+    expect(after.report.issues).toEqual([]);
+    expect(after.status).toBe(0);
+  }, 60_000);
 });
