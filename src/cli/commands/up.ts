@@ -7,6 +7,7 @@ interface UpFlags {
   listen?: string;
   metrics?: string;
   fs?: string;
+  chunkSize?: string;
   entryTimeout?: string;
   attrTimeout?: string;
   cacheDir?: string;
@@ -28,6 +29,7 @@ export function register(program: Command): void {
     .option('--listen <addr>', 'gRPC address other clients use with `kurve mount --mds` ("" = none)', '127.0.0.1:6700')
     .option('--metrics <addr>', 'Prometheus /metrics address ("" = none)', '127.0.0.1:9567')
     .option('--fs <name>', 'file system to mount (created on first start)', 'default')
+    .option('--chunk-size <size>', 'chunk size of a file system created now, e.g. 4MiB (default 4MiB)')
     .option('--entry-timeout <duration>', 'kernel dentry cache timeout while subscribed to changes (default 1h)')
     .option('--attr-timeout <duration>', 'kernel attribute cache timeout while subscribed to changes (default 1h)')
     .option('--cache-dir <dir>', 'local chunk cache directory (default <data>/cache)')
@@ -51,6 +53,7 @@ Examples:
     .action(async (mountpoint: string, flags: UpFlags) => {
       const { startEmbedded, defaultDataDir } = await import('../../embedded/embedded');
       const { resolveMountOptions } = await import('../../fuse/client-options');
+      const { parseSize } = await import('../../common/config');
       const path = await import('node:path');
       const dataDir = path.resolve(flags.data ?? process.env.KURVE_DATA ?? defaultDataDir());
       const client = resolveMountOptions(
@@ -65,6 +68,7 @@ Examples:
       );
       const k = await startEmbedded({
         dataDir, mountpoint, listen: flags.listen, metrics: flags.metrics, fsName: flags.fs, client,
+        chunkSize: flags.chunkSize ? parseSize(flags.chunkSize) : undefined,
         token: flags.token ?? process.env.KURVE_TOKEN,
       });
       process.stderr.write(
