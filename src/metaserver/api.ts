@@ -174,3 +174,21 @@ export interface MetaService {
   /** Change feed from `fromSeq` (exclusive; 0 = from now). */
   subscribe(fsId: number, fromSeq: number, handlers: SubscribeHandlers): Subscription;
 }
+
+export interface CreateFsOptions {
+  /** Bytes per chunk object (default 4 MiB; 4 KiB..64 MiB). */
+  readonly chunkSize?: number;
+  readonly rootMode?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+}
+
+/**
+ * The administrative side (the MDS, embedded mode, tools): implemented by Namespace and MetaClient.
+ * createFs makes the file system's root; it is idempotent for the same chunk size (false = existed).
+ */
+export interface MetaAdmin {
+  createFs(fsId: number, opts?: CreateFsOptions): Promise<boolean>;
+  listFs(): Promise<Array<{ readonly fsId: number; readonly chunkSize: number; readonly createdMs: number }>>;
+  expireSession(sessionId: string): Promise<number>;
+}

@@ -6,12 +6,11 @@ import * as grpc from '@grpc/grpc-js';
 import { errnoName, FsError, toErrno } from '../common/errno';
 import { clientChannelOptions, describeRpcError, unary } from '../common/rpc';
 import type {
-  Attr, Caller, CommitDataRequest, DataMap, Ino, MetaService, ReadDirResult, SetAttrRequest, StatFs, SubscribeHandlers,
+  Attr, Caller, CommitDataRequest, CreateFsOptions, DataMap, MetaAdmin, Ino, MetaService, ReadDirResult, SetAttrRequest, StatFs, SubscribeHandlers,
   Subscription, Timespec, UnlinkResult,
 } from './api';
 import { attrFromPb, dataMapFromPb, direntFromPb, eventFromPb, tsToPb } from './convert';
 import * as pb from '../gen/metaserver';
-import type { CreateFsOptions } from './namespace';
 import type { FsRecord } from './inode';
 
 export interface MetaClientOptions {
@@ -38,7 +37,7 @@ function timeSet(t: Timespec | 'now' | undefined): pb.TimeSet | undefined {
   return t === 'now' ? { now: true, time: undefined } : { now: false, time: tsToPb(t) };
 }
 
-export class MetaClient implements MetaService {
+export class MetaClient implements MetaService, MetaAdmin {
   private readonly client: pb.MetaserverClient;
   private readonly deadlineMs: number;
 

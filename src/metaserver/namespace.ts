@@ -4,7 +4,7 @@ import type { DataService } from '../datastore/api';
 import { fsError } from '../common/errno';
 import { gauge } from '../common/metrics';
 import {
-  Attr, Caller, CommitDataRequest, DataMap, DirEntry, Ino, MetaService, NAME_MAX, ReadDirResult,
+  Attr, Caller, CommitDataRequest, CreateFsOptions, MetaAdmin, DataMap, DirEntry, Ino, MetaService, NAME_MAX, ReadDirResult,
   ROOT_INO, SetAttrRequest, StatFs, SubscribeHandlers, Subscription, UnlinkResult,
 } from './api';
 import { Core } from './core';
@@ -49,14 +49,9 @@ export interface NamespaceOptions {
   readonly persistEvents?: boolean;
 }
 
-export interface CreateFsOptions {
-  readonly chunkSize?: number;
-  readonly rootMode?: number;
-  readonly uid?: number;
-  readonly gid?: number;
-}
+export type { CreateFsOptions };
 
-export class Namespace implements MetaService {
+export class Namespace implements MetaService, MetaAdmin {
   private countTimer: NodeJS.Timeout | undefined;
 
   private constructor(readonly engine: KvEngine, readonly core: Core, readonly feed: ChangeFeed, private readonly opts: NamespaceOptions) {}
