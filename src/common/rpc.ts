@@ -98,6 +98,42 @@ export interface ServerOptions {
   readonly maxMessageBytes?: number;
 }
 
+/**
+ * A request whose bytes did not decode. startRpcServer's definitions return this instead of
+ * throwing (grpc-js would answer INTERNAL), so the handler wrapper answers INVALID_ARGUMENT.
+ */
+class MalformedRequest {
+  constructor(readonly reason: string) {}
+}
+
+function malformed(m: MalformedRequest): RpcError {
+  return invalidArgument(`malformed request: ${m.reason}`);
+}
+
+function tolerantDefinition(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [key, m] of Object.entries(def)) {
+    out[key] = {
+      ...m,
+      requestDeserialize: (buf: Buffer) => {
+        try {
+          return m.requestDeserialize(buf);
+        } catch (err) {
+          return new MalformedRequest((err as Error)?.message ?? String(err));
+        }
+      },
+    };
+  }
+  return out;
+}
+
+async function* checkedStream(src: AsyncIterable<unknown>): AsyncIterable<unknown> {
+  for await (const m of src) {
+    if (m instanceof MalformedRequest) throw malformed(m);
+    yield m;
+  }
+}
+
 function checkToken(metadata: grpc.Metadata, token: string | undefined): boolean {
   if (!token) return true;
   const got = metadata.get('authorization')[0];
@@ -131,7 +167,8 @@ export function adaptService<D extends grpc.ServiceDefinition>(
     if (!def.responseStream) {
       // Unary and client-streaming share everything but the first argument of the handler.
       type Call = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown>;
-      const input = (call: Call): unknown => (def.requestStream ? call : (call as grpc.ServerUnaryCall<unknown, unknown>).request);
+      const input = (call: Call): unknown =>
+        (def.requestStream ? checkedStream(call as grpc.ServerReadableStream<unknown, unknown>) : (call as grpc.ServerUnaryCall<unknown, unknown>).request);
       out[key] = (call: Call, callback: grpc.sendUnaryData<unknown>) => {
         const start = process.hrtime.bigint();
         const requestId = newRequestId(call.metadata);
@@ -145,7 +182,13 @@ export function adaptService<D extends grpc.ServiceDefinition>(
           log: log.child({ reqId: requestId, method: `${serviceName}.${method}` }),
         };
         if (tr.on) tr.log('rx %s %s.%s', requestId, serviceName, method);
-        (handler as (req: unknown, ctx: CallContext) => Promise<unknown>)(input(call), ctx).then(
+        const arg = input(call);
+        if (arg instanceof MalformedRequest) {
+          finish(start, grpc.status.INVALID_ARGUMENT);
+          callback({ code: grpc.status.INVALID_ARGUMENT, details: malformed(arg).message });
+          return;
+        }
+        (handler as (req: unknown, ctx: CallContext) => Promise<unknown>)(arg, ctx).then(
           (res) => {
             finish(start, grpc.status.OK);
             callback(null, res);
@@ -175,6 +218,12 @@ export function adaptService<D extends grpc.ServiceDefinition>(
           call.once('close', () => resolve());
           call.once('error', () => resolve());
         });
+        if (call.request instanceof MalformedRequest) {
+          finish(start, grpc.status.INVALID_ARGUMENT);
+          const details = malformed(call.request).message;
+          call.emit('error', Object.assign(new Error(details), { code: grpc.status.INVALID_ARGUMENT, details }));
+          return;
+        }
         const sink: StreamSink<unknown> = { write: (m) => call.write(m), closed, cancelled: () => call.cancelled };
         const ctx: CallContext = {
           requestId, method, metadata: call.metadata, cancelled: () => call.cancelled,
@@ -217,7 +266,7 @@ export async function startRpcServer(
     'grpc.max_receive_message_length': max,
     'grpc.max_send_message_length': max,
   });
-  for (const s of services) server.addService(s.definition, s.impl);
+  for (const s of services) server.addService(tolerantDefinition(s.definition), s.impl);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });

@@ -156,6 +156,37 @@ describe('datastore over gRPC', () => {
     expect((await client.get(key(32))).toString()).toBe('abc');
   });
 
+  it('answers undecodable request bytes with INVALID_ARGUMENT (unary, server- and client-streaming)', async () => {
+    const c = new grpc.Client(ds.address, grpc.credentials.createInsecure(), clientChannelOptions({ token: TOKEN }));
+    const id = (b: Buffer) => b;
+    // Field 1, length-delimited, claims 255 bytes that never come.
+    const garbage = Buffer.from([0x0a, 0xff, 0x01]);
+    const md = () => new grpc.Metadata();
+    const opts = () => ({ deadline: Date.now() + 5000 });
+    try {
+      const unaryErr = await new Promise<grpc.ServiceError>((resolve) => {
+        c.makeUnaryRequest('/kurve.datastore.Datastore/Delete', id, id, garbage, md(), opts(), (err) => resolve(err!));
+      });
+      const streamErr = await new Promise<grpc.ServiceError>((resolve) => {
+        const call = c.makeServerStreamRequest('/kurve.datastore.Datastore/Get', id, id, garbage, md(), opts());
+        call.on('data', () => undefined);
+        call.on('error', (err: grpc.ServiceError) => resolve(err));
+      });
+      const putErr = await new Promise<grpc.ServiceError>((resolve) => {
+        const call = c.makeClientStreamRequest('/kurve.datastore.Datastore/Put', id, id, md(), opts(), (err) => resolve(err!));
+        call.write(garbage);
+        call.end();
+      });
+      for (const err of [unaryErr, streamErr, putErr]) {
+        expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(err.details).toMatch(/^malformed request: /);
+      }
+    } finally {
+      c.close();
+    }
+    expect((await client.stats()).objects).toBeGreaterThan(0);
+  });
+
   it('enforces the token on every RPC, including Health', async () => {
     const anon = new DataClient(ds.address);
     const wrong = new DataClient(ds.address, { token: 'nope' });
