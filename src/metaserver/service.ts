@@ -13,6 +13,8 @@ export const DEFAULT_METASERVER_PORT = 6702;
 /** Largest name or symlink target accepted on the wire (longer names still get ENAMETOOLONG below it). */
 const MAX_BYTES_FIELD = 8192;
 const ACK: pb.Ack = {};
+/** Events a slow subscriber may fall behind by before its stream is reset. */
+const MAX_UNREAD = 10_000;
 
 function ino(v: number, what = 'ino'): number {
   if (!Number.isSafeInteger(v) || v <= 0) throw invalidArgument(`${what} must be a positive integer (got ${v})`);
@@ -124,8 +126,19 @@ export function metaserverImpl(ns: Namespace): AsyncService<typeof pb.Metaserver
       if (!Number.isSafeInteger(r.fromSeq)) throw invalidArgument('from_seq is out of range');
       await ns.core.fs(r.fsId);
       await new Promise<void>((resolve, reject) => {
+        // A client that stops reading would make the stream buffer grow without bound: after
+        // MAX_UNREAD events written past a full buffer, send a reset and end the stream.
+        let backlog = 0;
         const sub = ns.subscribe(r.fsId, r.fromSeq, {
-          event: (e) => void sink.write(eventToPb(e)),
+          event: (e) => {
+            if (backlog > MAX_UNREAD) return;
+            backlog = sink.write(eventToPb(e)) ? 0 : backlog + 1;
+            if (backlog > MAX_UNREAD) {
+              sink.write(eventToPb({ seq: e.seq, kind: 'reset' }));
+              sub.close();
+              resolve();
+            }
+          },
           error: (err) => {
             sub.close();
             reject(Object.assign(new Error(err.message), { code: 14 /* UNAVAILABLE */, details: `change feed ended: ${err.message}` }));
