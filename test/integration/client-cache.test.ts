@@ -1,0 +1,156 @@
+// Kernel caching, counted: with 1 h timeouts 1000 stats cost at most one request; a fully cached
+// file is read through passthrough with 0 READ requests; and two mounts of one file system (kurve
+// up + kurve mount) see each other's creates, renames and writes within 100 ms (change feed ->
+// INVAL_ENTRY / INVAL_INODE), counted with the daemons' own per-opcode counters and, when the eBPF
+// tracer loads, cross-checked with the kernel's fuse tracepoints.
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { cleanupKurve, Daemon, kurveMount, kurveUp, py } from '../helpers/kurve-mount';
+import { describeIf, whyNoFuse } from '../helpers/privileged';
+
+const J = JSON.stringify;
+const MiB = 1024 * 1024;
+
+/** Polls `check` in a python child right after `act` ran; prints the ms until it held (or -1). */
+function timeVisible(act: string, check: string, limitMs = 3000): number {
+  return py(`
+import time
+${act}
+t0 = time.monotonic()
+seen = -1
+while time.monotonic() - t0 < ${limitMs / 1000}:
+    try:
+        if ${check}:
+            seen = (time.monotonic() - t0) * 1000
+            break
+    except OSError:
+        pass
+    time.sleep(0.002)
+out(seen)`) as number;
+}
+
+describeIf([whyNoFuse()], 'coherent long-lived kernel caching', () => {
+  let a: Daemon;
+  let b: Daemon;
+  const requests = async (d: Daemon, ...ops: string[]): Promise<number> => {
+    let n = 0;
+    for (const op of ops) n += await d.metric('kurve_fuse_requests_total', `op="${op}"`);
+    return n;
+  };
+
+  beforeAll(async () => {
+    // BPF on where it can load (cross-check); the mount works without it.
+    a = await kurveUp({ args: ['--entry-timeout', '1h', '--attr-timeout', '1h'] });
+    b = await kurveMount(a, { args: ['--no-bpf', '--entry-timeout', '1h', '--attr-timeout', '1h'] });
+  }, 60_000);
+  afterAll(async () => {
+    await cleanupKurve();
+  });
+
+  it('1000 x stat of a file: at most 1 GETATTR/LOOKUP after the first', async () => {
+    const p = path.join(a.mountpoint, 'hot');
+    await fsp.writeFile(p, 'x');
+    await fsp.stat(p);
+    const before = await requests(a, 'GETATTR', 'LOOKUP', 'STATX');
+    const kBefore = await a.metric('kurve_kernel_fuse_requests_total', 'op="GETATTR"');
+    expect(py(`
+for i in range(1000):
+    os.stat(${J(p)})
+out(1000)`)).toBe(1000);
+    const after = await requests(a, 'GETATTR', 'LOOKUP', 'STATX');
+    expect(after - before).toBeLessThanOrEqual(1);
+    const text = await a.metrics();
+    if (text.includes('kurve_kernel_fuse_requests_total')) {
+      // The kernel's own count (fuse:fuse_request_send) agrees: nothing was sent.
+      const kAfter = await a.metric('kurve_kernel_fuse_requests_total', 'op="GETATTR"');
+      expect(kAfter - kBefore).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('a fully cached file is read with 0 READ requests (passthrough)', async () => {
+    const p = path.join(a.mountpoint, 'cached.bin');
+    const data = Buffer.alloc(8 * MiB + 5, 0x5a);
+    await fsp.writeFile(p, data);
+    const reads0 = await requests(a, 'READ');
+    const pt0 = await a.metric('kurve_client_passthrough_opens_total');
+    const digest = py(`
+import hashlib
+h = [hashlib.sha1(open(${J(p)}, 'rb').read()).hexdigest() for _ in range(3)]
+out(h)`) as string[];
+    expect(new Set(digest).size).toBe(1);
+    expect(await requests(a, 'READ')).toBe(reads0);
+    expect(await a.metric('kurve_client_passthrough_opens_total')).toBeGreaterThanOrEqual(pt0 + 3);
+  });
+
+  it('a file fetched once from the datastore is then read through passthrough', async () => {
+    const p = path.join(a.mountpoint, 'remote.bin');
+    await fsp.writeFile(p, Buffer.alloc(6 * MiB, 0x33));
+    const q = path.join(b.mountpoint, 'remote.bin');
+    const first = await requests(b, 'READ');
+    expect(py(`out(len(open(${J(q)}, 'rb').read()))`)).toBe(6 * MiB);
+    const second = await requests(b, 'READ');
+    expect(second).toBeGreaterThan(first);
+    expect(py(`out(open(${J(q)}, 'rb').read() == bytes([0x33]) * ${6 * MiB})`)).toBe(true);
+    expect(await requests(b, 'READ')).toBe(second);
+  });
+
+  it('a file created through one mount is visible through the other within 100 ms', async () => {
+    const pa = path.join(a.mountpoint, 'created-later');
+    const pb = path.join(b.mountpoint, 'created-later');
+    // B caches "no such name" (a negative entry with a 1 h timeout) first.
+    expect(py(`out(E(os.stat, ${J(pb)}))`)).toBe('ENOENT');
+    expect(py(`out(E(os.stat, ${J(pb)}))`)).toBe('ENOENT');
+    const ms = timeVisible(`open(${J(pa)}, 'w').write('new')`, `os.path.exists(${J(pb)})`);
+    expect(ms).toBeGreaterThanOrEqual(0);
+    expect(ms).toBeLessThanOrEqual(100);
+  });
+
+  it('a rename through one mount is visible through the other within 100 ms', async () => {
+    await fsp.writeFile(path.join(a.mountpoint, 'old-name'), 'r');
+    const oldB = path.join(b.mountpoint, 'old-name');
+    const newB = path.join(b.mountpoint, 'new-name');
+    expect(py(`out([os.stat(${J(oldB)}).st_size, E(os.stat, ${J(newB)})])`)).toEqual([1, 'ENOENT']);
+    const ms = timeVisible(
+      `os.rename(${J(path.join(a.mountpoint, 'old-name'))}, ${J(path.join(a.mountpoint, 'new-name'))})`,
+      `os.path.exists(${J(newB)}) and not os.path.exists(${J(oldB)})`,
+    );
+    expect(ms).toBeGreaterThanOrEqual(0);
+    expect(ms).toBeLessThanOrEqual(100);
+  });
+
+  it('a write through one mount is visible through the other within 100 ms', async () => {
+    const pa = path.join(a.mountpoint, 'shared.txt');
+    const pb = path.join(b.mountpoint, 'shared.txt');
+    await fsp.writeFile(pa, 'version one');
+    // B reads it (page cache, attributes and a cached chunk all hold version one).
+    expect(py(`out([open(${J(pb)}).read() for _ in range(2)])`)).toEqual(['version one', 'version one']);
+    const ms = timeVisible(`open(${J(pa)}, 'w').write('version two, longer')`, `open(${J(pb)}).read() == 'version two, longer'`);
+    expect(ms).toBeGreaterThanOrEqual(0);
+    expect(ms).toBeLessThanOrEqual(100);
+  });
+
+  it('an unlink through one mount is visible through the other within 100 ms', async () => {
+    await fsp.writeFile(path.join(a.mountpoint, 'doomed'), 'd');
+    const pb = path.join(b.mountpoint, 'doomed');
+    expect(py(`out(os.stat(${J(pb)}).st_size)`)).toBe(1);
+    const ms = timeVisible(`os.unlink(${J(path.join(a.mountpoint, 'doomed'))})`, `not os.path.exists(${J(pb)})`);
+    expect(ms).toBeGreaterThanOrEqual(0);
+    expect(ms).toBeLessThanOrEqual(100);
+  });
+
+  it('attribute changes (chmod) through one mount show through the other within 100 ms', async () => {
+    await fsp.writeFile(path.join(a.mountpoint, 'modes'), '');
+    const pb = path.join(b.mountpoint, 'modes');
+    expect(py(`out(oct(os.stat(${J(pb)}).st_mode & 0o777))`)).toBe('0o644');
+    const ms = timeVisible(`os.chmod(${J(path.join(a.mountpoint, 'modes'))}, 0o600)`, `os.stat(${J(pb)}).st_mode & 0o777 == 0o600`);
+    expect(ms).toBeGreaterThanOrEqual(0);
+    expect(ms).toBeLessThanOrEqual(100);
+  });
+
+  it('the other mount sent precise invalidations, not a flush of everything', async () => {
+    expect(await b.metric('kurve_client_invalidations_total', 'kind="entry"')).toBeGreaterThan(0);
+    expect(await b.metric('kurve_client_invalidations_total', 'kind="data"')).toBeGreaterThan(0);
+    expect(await b.metric('kurve_client_invalidations_total', 'kind="reset"')).toBe(0);
+    expect(await b.metric('kurve_client_feed_connected')).toBe(1);
+  });
+});
