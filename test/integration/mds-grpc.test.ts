@@ -188,10 +188,17 @@ describe('MDS with a real metaserver (gRPC hooks)', () => {
       expect(await until(async () => (await mc!.getattr(early.fsId, 1)).ino === 1, 3000)).toBe(true);
       const late = await client.createFs('late', 128 * 1024);
       expect((await mc.getattr(late.fsId, 1)).mode & 0o170000).toBe(0o040000);
-      // A mount that stops renewing expires; the MDS forgets it only once the metaserver released it.
+      // A mount that stops renewing expires: the MDS has the metaserver release what the session
+      // held, so a file it kept open after unlinking it (an orphan) goes away.
       const s = await client.mount('late', 'h', '/m');
-      await mc.openInode(late.fsId, 1, s.session.sessionId);
+      const caller = { uid: 0, gid: 0, sessionId: s.session.sessionId };
+      const file = await mc.mknod(late.fsId, 1, Buffer.from('held'), 0o100644, 0, caller);
+      await mc.openInode(late.fsId, file.ino, s.session.sessionId);
+      expect((await mc.unlink(late.fsId, 1, Buffer.from('held'), caller)).orphaned).toBe(true);
+      expect((await mc.getattr(late.fsId, file.ino)).nlink).toBe(0);
       expect(await until(async () => (await client.listSessions()).length === 0, 3000)).toBe(true);
+      const gone = await mc.getattr(late.fsId, file.ino).then(() => undefined, (e: unknown) => e);
+      expect((gone as FsError).errno).toBe(Errno.ENOENT);
       expect(mds.mds.registered('metaserver')).toBe(1);
     } finally {
       client.close();
