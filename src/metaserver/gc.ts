@@ -24,6 +24,8 @@ export interface GcItem {
   readonly ino: number;
   /** A single replaced chunk object; absent for a whole inode (all its objects and metadata). */
   readonly chunk?: { readonly index: number; readonly version: number };
+  /** A whole inode that never had data objects (directory, symlink, device): metadata only. */
+  readonly noData?: boolean;
   readonly attempts?: number;
 }
 
@@ -132,8 +134,10 @@ export class GcQueue {
       }
     }
     try {
-      if (!this.opts.datastore) throw new Error('no datastore configured');
-      await this.opts.datastore.deleteInode(item.fsId, item.ino);
+      if (!item.noData) {
+        if (!this.opts.datastore) throw new Error('no datastore configured');
+        await this.opts.datastore.deleteInode(item.fsId, item.ino);
+      }
     } catch (err) {
       await this.retryLater(key, item, err);
       gcDone.labels('inode', 'retry').inc();

@@ -5,7 +5,7 @@
 // both believe the other still holds the inode.
 import { fsError } from '../common/errno';
 import type { Core } from './core';
-import { InodeRec, isDir, nowTs } from './inode';
+import { InodeRec, isDir, isReg, nowTs } from './inode';
 import { holdKey, orphanKey, sessionKey, sessionPrefix, decodeSessionKey } from './keys';
 import type { Tx } from './txn';
 
@@ -25,7 +25,7 @@ function writeHolders(tx: Tx, ino: number, h: Holders): void {
 export function purgeInode(core: Core, tx: Tx, rec: InodeRec): void {
   tx.deleteInode(rec.ino);
   tx.del(orphanKey(tx.fsId, rec.ino));
-  core.gc.enqueue(tx, { fsId: tx.fsId, ino: rec.ino }, 0);
+  core.gc.enqueue(tx, { fsId: tx.fsId, ino: rec.ino, noData: !isReg(rec.mode) }, 0);
   tx.event({ kind: 'attr', ino: rec.ino });
 }
 
