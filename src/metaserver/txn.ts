@@ -123,7 +123,12 @@ export class Mutex {
   }
 }
 
-const stageLocks = new WeakMap<KvEngine, Mutex>();
+const locksByEngine = new WeakMap<KvEngine, { stage: Mutex; retry: Mutex }>();
+function lockFor(engine: KvEngine): { stage: Mutex; retry: Mutex } {
+  let l = locksByEngine.get(engine);
+  if (!l) locksByEngine.set(engine, (l = { stage: new Mutex(), retry: new Mutex() }));
+  return l;
+}
 
 /** Runs `fn` in a Tx until it commits; FsErrors from `fn` end it without writing. */
 export async function runTx<T>(
@@ -133,29 +138,33 @@ export async function runTx<T>(
   fn: (tx: Tx) => Promise<T>,
   onCommit: (tx: Tx, revision: number) => void,
 ): Promise<T> {
-  let mutex: Mutex | undefined;
-  if (engine.decidesSynchronously) {
-    mutex = stageLocks.get(engine);
-    if (!mutex) stageLocks.set(engine, (mutex = new Mutex()));
-  }
+  const locks = lockFor(engine);
   for (let attempt = 1; ; attempt++) {
-    const tx = new Tx(engine, fsId);
-    let result: T;
-    let pending: Promise<{ succeeded: boolean; revision: number }> | undefined;
-    const release = mutex ? await mutex.lock() : undefined;
+    // Remote engines (etcd): a txn that already lost a conflict retries under the retry lock, so
+    // a burst of same-directory ops from this process queues instead of colliding over and over;
+    // only ops from other metaservers can still conflict with it.
+    const serial = !engine.decidesSynchronously && attempt > 1 ? await locks.retry.lock() : undefined;
     try {
-      result = await fn(tx);
-      // With a synchronously deciding engine the compares are settled inside this call, so the
-      // lock can go before the durable wait.
-      if (tx.hasWrites()) pending = tx.commit();
+      const tx = new Tx(engine, fsId);
+      let result: T;
+      let pending: Promise<{ succeeded: boolean; revision: number }> | undefined;
+      const release = engine.decidesSynchronously ? await locks.stage.lock() : undefined;
+      try {
+        result = await fn(tx);
+        // With a synchronously deciding engine the compares are settled inside this call, so the
+        // stage lock can go before the durable wait.
+        if (tx.hasWrites()) pending = tx.commit();
+      } finally {
+        release?.();
+      }
+      if (!pending) return result;
+      const res = await pending;
+      if (res.succeeded) {
+        onCommit(tx, res.revision);
+        return result;
+      }
     } finally {
-      release?.();
-    }
-    if (!pending) return result;
-    const res = await pending;
-    if (res.succeeded) {
-      onCommit(tx, res.revision);
-      return result;
+      serial?.();
     }
     conflicts.labels(op).inc();
     if (attempt >= MAX_ATTEMPTS) throw fsError('EAGAIN', `${op}: too much contention, gave up after ${attempt} attempts`);
