@@ -215,6 +215,41 @@ describe('datastore over gRPC', () => {
   });
 });
 
+describe('datastore shutdown', () => {
+  it('close() lets an in-flight call finish, then refuses new calls', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-dsc-'));
+    const ds = await startDatastore({ listen: '127.0.0.1:0', dir });
+    const c = new DataClient(ds.address, { deadlineMs: 2000 });
+    const raw = new DatastoreClient(ds.address, grpc.credentials.createInsecure(), clientChannelOptions({}));
+    try {
+      const data = randomBytes(32 * MiB);
+      const k = { fsId: 1, ino: 1, index: 0, version: 1 };
+      await c.put(k, data);
+      // A 32-piece get: once the first piece arrived the call is certainly in flight on the server.
+      let closed: Promise<void> | undefined;
+      const got = await new Promise<Buffer>((resolve, reject) => {
+        const pieces: Buffer[] = [];
+        const stream = raw.get({ key: k, offset: 0, length: 0, toEnd: true }, { deadline: Date.now() + 20_000 });
+        stream.on('data', (m: { data: Buffer }) => {
+          pieces.push(m.data);
+          closed ??= ds.close();
+        });
+        stream.on('error', reject);
+        stream.on('end', () => resolve(Buffer.concat(pieces)));
+      });
+      expect(closed).toBeDefined();
+      expect(got.equals(data)).toBe(true);
+      await closed;
+      expect(toErrno(await failure(c.stats()))).toBe(Errno.EIO); // UNAVAILABLE: nobody listens
+    } finally {
+      c.close();
+      raw.close();
+      await ds.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('datastore heartbeats', () => {
   it('registers with the MDS, stays healthy while beating, and turns unhealthy after it stops', async () => {
     const mdsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-dsh-mds-'));
