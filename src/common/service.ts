@@ -105,10 +105,10 @@ export async function startServiceProcess(opts: ServiceProcessOptions): Promise<
 
 /**
  * For CLI entry points only: on SIGTERM or SIGINT close gracefully and exit 0 (1 if closing
- * failed). A second signal while closing exits at once. Tests running services in-process
- * should call close() themselves instead.
+ * failed or took longer than hardLimitMs). A second signal while closing exits at once. Tests
+ * running services in-process should call close() themselves instead.
  */
-export function exitOnSignal(target: { readonly name?: string; close(): Promise<void> }): void {
+export function exitOnSignal(target: { readonly name?: string; close(): Promise<void> }, hardLimitMs = 15_000): void {
   let signalled = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (signalled) {
@@ -117,6 +117,11 @@ export function exitOnSignal(target: { readonly name?: string; close(): Promise<
     }
     signalled = true;
     log.info({ signal: sig }, `${target.name ?? 'service'}: received ${sig}, shutting down`);
+    // Never hang on the way out: a store that does not close in time is abandoned.
+    setTimeout(() => {
+      log.error({ hardLimitMs }, 'shutdown took too long: exiting');
+      process.exit(1);
+    }, hardLimitMs).unref();
     target.close().then(
       () => process.exit(0),
       (err: unknown) => {
