@@ -50,7 +50,7 @@ os.fsync(fd)
 os.write(fd, bytes([9]) * 100)
 out('synced')`)).toBe('synced');
     // A reader sitting in the mount while the daemon dies.
-    const holder = spawnSync('sh', ['-c', `(cd ${J(mountpoint)} && sleep 30) & echo $!`], { encoding: 'utf8' });
+    const holder = spawnSync('sh', ['-c', `(cd ${J(mountpoint)} && sleep 30) >/dev/null 2>&1 & echo $!`], { encoding: 'utf8' });
     const holderPid = Number(holder.stdout.trim());
     await k.kill9();
     // Every access now fails fast with ENOTCONN instead of hanging.
