@@ -8,6 +8,9 @@
 // by an etcd watch on the 'E' keys (Namespace option `persistEvents`) numbers events identically.
 import type { ChangeEvent, Ino, SubscribeHandlers, Subscription } from './api';
 import { gauge } from '../common/metrics';
+import { moduleLogger } from '../common/logger';
+
+const log = moduleLogger('metaserver-feed');
 
 export const EVENTS_PER_REVISION = 1024;
 
@@ -79,7 +82,16 @@ export class InProcessFeed implements ChangeFeed {
     queueMicrotask(() => {
       for (const e of events) {
         if (s.closed) return;
-        s.handlers.event(e);
+        try {
+          s.handlers.event(e);
+        } catch (err) {
+          // A subscriber's bug must not take the metaserver down (this runs in a microtask).
+          log.error({ err }, 'change-feed subscriber threw; subscription closed');
+          s.closed = true;
+          this.subs.delete(s);
+          subscribersGauge.set(this.subs.size);
+          return;
+        }
       }
     });
   }
