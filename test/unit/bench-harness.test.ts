@@ -1,4 +1,8 @@
 // The benchmark harness: ratios, targets met or not, error isolation, the markdown table.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { runJob } from '../../bench/driver';
 import { cell, evaluate, markdownTable, Unavailable } from '../../bench/harness';
 import { median } from '../../bench/util';
 
@@ -55,5 +59,33 @@ describe('bench harness', () => {
   it('median', () => {
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 2, 3])).toBe(2.5);
+  });
+});
+
+describe('bench driver', () => {
+  // Runs the driver's jobs in this process against a temp dir on the host file system.
+  let dir = '';
+  beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-driver-')); });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('writes, reads back and stats', () => {
+    const file = path.join(dir, 'data');
+    const w = runJob({ op: 'write', file, size: 3 * 65536 + 100, blockSize: 65536, fsync: true });
+    expect(w).toMatchObject({ bytes: 3 * 65536 + 100, ops: 4 });
+    expect(fs.statSync(file).size).toBe(3 * 65536 + 100);
+    const r = runJob({ op: 'read', file, blockSize: 65536, warm: true });
+    expect(r).toMatchObject({ bytes: 3 * 65536 + 100, ops: 4 });
+    const s = runJob({ op: 'stat', file, seconds: 0.05 });
+    expect(s.ops).toBeGreaterThan(0);
+    expect(s.seconds).toBeGreaterThanOrEqual(0.05);
+  });
+
+  it('creates files exclusively and stops at maxSeconds', () => {
+    const c = runJob({ op: 'create', dir, count: 100, prefix: 'c' });
+    expect(c.ops).toBe(100);
+    expect(fs.readdirSync(dir).filter((n) => n.startsWith('c'))).toHaveLength(100);
+    expect(() => runJob({ op: 'create', dir, count: 1, prefix: 'c' })).toThrow(/EEXIST/);
+    const bounded = runJob({ op: 'create', dir, count: 1_000_000, prefix: 'b', maxSeconds: 0 });
+    expect(bounded.ops).toBe(64);
   });
 });
