@@ -9,6 +9,7 @@ import {
 } from './api';
 import { Core } from './core';
 import { KvEngine, prefixEnd } from './engine';
+import { meteredEngine } from './engine-metrics';
 import { ChangeFeed, InProcessFeed } from './feed';
 import { GcQueue } from './gc';
 import {
@@ -56,7 +57,8 @@ export class Namespace implements MetaService, MetaAdmin {
 
   private constructor(readonly engine: KvEngine, readonly core: Core, readonly feed: ChangeFeed, private readonly opts: NamespaceOptions) {}
 
-  static async open(engine: KvEngine, opts: NamespaceOptions = {}): Promise<Namespace> {
+  static async open(store: KvEngine, opts: NamespaceOptions = {}): Promise<Namespace> {
+    const engine = meteredEngine(store);
     const feed = opts.feed ?? new InProcessFeed({ startRevision: await engine.revision(), ringSize: opts.feedRingSize });
     const gc = new GcQueue(engine, { datastore: opts.datastore, graceMs: opts.gcGraceMs, intervalMs: opts.gcIntervalMs });
     const core = new Core(engine, feed, new Allocator(engine), gc, { persistEvents: opts.persistEvents });

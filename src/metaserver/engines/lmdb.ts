@@ -11,23 +11,13 @@
 import * as fs from 'node:fs';
 import { open, RootDatabase } from 'lmdb';
 import { moduleLogger } from '../../common/logger';
-import { counter, histogram, LATENCY_BUCKETS } from '../../common/metrics';
+import { histogram } from '../../common/metrics';
+import { engineDuration, engineOps } from '../engine-metrics';
 import { compareHolds, KvEngine, KvEntry, KvRange, KvTxn, KvTxnResult, KvValue, rangeBounds } from '../engine';
 import { readU64, writeU64 } from '../keys';
 
 const log = moduleLogger('lmdb');
 
-const engineOps = counter({
-  name: 'kurve_metaserver_engine_ops_total',
-  help: 'KV engine operations, by engine, op (get, range, txn, commit) and result',
-  labelNames: ['engine', 'op', 'result'] as const,
-});
-const engineDuration = histogram({
-  name: 'kurve_metaserver_engine_duration_seconds',
-  help: 'KV engine latency: txn = accept to durable acknowledgement, commit = one batched lmdb commit incl. flush',
-  labelNames: ['engine', 'op'] as const,
-  buckets: LATENCY_BUCKETS,
-});
 const batchSize = histogram({
   name: 'kurve_metaserver_engine_batch_txns',
   help: 'Txns per group commit (lmdb engine)',
@@ -101,13 +91,11 @@ export class LmdbEngine implements KvEngine {
 
   async get(key: Buffer): Promise<KvValue | undefined> {
     this.check();
-    engineOps.labels('lmdb', 'get', 'ok').inc();
     return this.peek(key);
   }
 
   async range(r: KvRange): Promise<KvEntry[]> {
     this.check();
-    engineOps.labels('lmdb', 'range', 'ok').inc();
     const { start, end } = rangeBounds(r);
     const limit = r.limit ?? Infinity;
     const inRange = (k: Buffer) => k.compare(start) >= 0 && (end === undefined || k.compare(end) < 0);
@@ -147,14 +135,12 @@ export class LmdbEngine implements KvEngine {
     this.check();
     for (const c of t.compares ?? []) {
       if (!compareHolds(c, this.peek(c.key))) {
-        engineOps.labels('lmdb', 'txn', 'conflict').inc();
         return { succeeded: false, revision: this.rev };
       }
     }
     const puts = t.puts ?? [];
     const deletes = t.deletes ?? [];
     if (puts.length === 0 && deletes.length === 0) return { succeeded: true, revision: this.rev };
-    const start = process.hrtime.bigint();
     const rev = ++this.rev;
     const batch = (this.batch ??= { writes: [], waiters: [], lastRev: rev });
     batch.lastRev = rev;
@@ -169,8 +155,6 @@ export class LmdbEngine implements KvEngine {
     const durable = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
     this.flushing ??= this.flushLoop();
     await durable;
-    engineOps.labels('lmdb', 'txn', 'ok').inc();
-    engineDuration.labels('lmdb', 'txn').observe(Number(process.hrtime.bigint() - start) / 1e9);
     return { succeeded: true, revision: rev };
   }
 

@@ -1,0 +1,46 @@
+// Metrics for any KvEngine: a wrapper the Namespace puts around its engine, so lmdb and etcd
+// report the same kurve_metaserver_engine_* series (by engine kind and op, never by key).
+import { counter, histogram, LATENCY_BUCKETS } from '../common/metrics';
+import type { KvEngine, KvEntry, KvRange, KvTxn, KvTxnResult, KvValue } from './engine';
+
+export const engineOps = counter({
+  name: 'kurve_metaserver_engine_ops_total',
+  help: 'KV engine operations by engine, op (get, range, txn; commit = one lmdb group commit) and result (ok, conflict, error)',
+  labelNames: ['engine', 'op', 'result'] as const,
+});
+export const engineDuration = histogram({
+  name: 'kurve_metaserver_engine_duration_seconds',
+  help: 'KV engine latency by engine and op (txn = until durable acknowledgement)',
+  labelNames: ['engine', 'op'] as const,
+  buckets: LATENCY_BUCKETS,
+});
+
+/** The same engine, counted and timed. txn() still calls the engine's txn() synchronously. */
+export function meteredEngine(engine: KvEngine): KvEngine {
+  const kind = engine.kind;
+  const timed = <T>(op: string, p: Promise<T>, result: (v: T) => string = () => 'ok'): Promise<T> => {
+    const start = process.hrtime.bigint();
+    return p.then(
+      (v) => {
+        engineOps.labels(kind, op, result(v)).inc();
+        engineDuration.labels(kind, op).observe(Number(process.hrtime.bigint() - start) / 1e9);
+        return v;
+      },
+      (err: unknown) => {
+        engineOps.labels(kind, op, 'error').inc();
+        throw err;
+      },
+    );
+  };
+  const wrapped: KvEngine = {
+    kind,
+    decidesSynchronously: engine.decidesSynchronously,
+    get: (key: Buffer): Promise<KvValue | undefined> => timed('get', engine.get(key)),
+    range: (r: KvRange): Promise<KvEntry[]> => timed('range', engine.range(r)),
+    txn: (t: KvTxn): Promise<KvTxnResult> => timed('txn', engine.txn(t), (r) => (r.succeeded ? 'ok' : 'conflict')),
+    revision: () => engine.revision(),
+    close: () => engine.close(),
+  };
+  if (engine.count) wrapped.count = (r: KvRange) => engine.count!(r);
+  return wrapped;
+}
