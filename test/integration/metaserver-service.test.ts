@@ -85,6 +85,17 @@ describe('metaserver gRPC service', () => {
     });
     expect(err.message).toContain('file system 424242 does not exist');
   });
+  it('garbage bytes and unknown methods get an error status; the server keeps serving', async () => {
+    const call = (method: string, bytes: Buffer) => new Promise<grpc.status>((resolve) => {
+      raw.makeUnaryRequest(method, (b: Buffer) => b, (b: Buffer) => b, bytes, new grpc.Metadata(), { deadline: Date.now() + 3000 },
+        (err) => resolve(err ? err.code : grpc.status.OK));
+    });
+    expect(await call('/kurve.metaserver.Metaserver/Lookup', Buffer.from([0xff, 0xff, 0xff, 0x01, 0x02]))).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(await call('/kurve.metaserver.Metaserver/NoSuchMethod', Buffer.alloc(3))).toBe(grpc.status.UNIMPLEMENTED);
+    // A huge uint64 ino (beyond 2^53) is refused, not rounded.
+    expect((await status(unary(raw, raw.getAttr, { fsId, ino: 2 ** 60 }))).code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect((await t.client.getattr(fsId, ROOT_INO)).ino).toBe(ROOT_INO);
+  });
   it('lists and creates file systems idempotently', async () => {
     expect(await t.client.createFs(fsId)).toBe(false);
     expect(await errOf(t.client.createFs(fsId, { chunkSize: 8192 }))).toBe('EEXIST');
