@@ -3,11 +3,14 @@
 // net detaches anything a failing test left behind.
 //
 // Never use synchronous fs calls on the mount from the test process: the daemon is this process's
-// event loop, so a sync stat would wait forever for itself. Use fs.promises or a child process.
+// event loop, so a sync stat would wait forever for itself. Use fs.promises or a child process,
+// and never spawn a child with its cwd inside the mount (libuv's chdir between fork and exec
+// waits for this event loop, and the forked child holds a copy of the /dev/fuse fd, so the
+// connection outlives even this process: only /sys/fs/fuse/connections/N/abort frees it).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { mount } from '../../src/fuse/protocol/mount';
+import { connectionIdOf, mount } from '../../src/fuse/protocol/mount';
 import type { MountOptions, RawFileSystem } from '../../src/fuse/protocol/raw-fs';
 import type { FuseSession } from '../../src/fuse/protocol/session';
 import { MNT_DETACH, sysUmount } from '../../src/fuse/protocol/ffi';
@@ -42,7 +45,9 @@ export async function mountTemp(rawFs: RawFileSystem, options: MountOptions = {}
         await withTimeout(session.unmount(), 5000, `unmount ${dir}`);
       } finally {
         sysUmount(dir, MNT_DETACH);
-        fs.rmSync(dir, { recursive: true, force: true });
+        // Only remove the directory once nothing is mounted there: a sync rm on a live mount
+        // served by this very process would wait for itself forever.
+        if (connectionIdOf(dir) === undefined) fs.rmSync(dir, { recursive: true, force: true });
       }
     },
   };

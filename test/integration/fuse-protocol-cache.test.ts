@@ -1,5 +1,6 @@
 // Kernel caching driven by the protocol: long entry/attr timeouts, precise invalidation by
 // notifications, FOPEN_KEEP_CACHE, and FUSE passthrough — each counted in daemon requests.
+import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -7,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Errno } from '../../src/common/errno';
 import { MemFs } from '../helpers/memfs';
-import { mountTemp, waitFor, type TempMount } from '../helpers/mount';
+import { mountTemp, waitFor, withTimeout, type TempMount } from '../helpers/mount';
 import { describeIf, whyNoFuse } from '../helpers/privileged';
 
 const count = (m: TempMount, ...ops: string[]): number => ops.reduce((n, op) => n + (m.session.opCounts()[op] ?? 0), 0);
@@ -82,6 +83,28 @@ describeIf([whyNoFuse()], 'FUSE protocol: notifications with 60 s timeouts', () 
   it('notifying something the kernel has not cached is a harmless ENOENT', async () => {
     expect(await m.session.notify.invalInode(987654, -1, 0)).toBe(-Errno.ENOENT);
     expect(await m.session.notify.invalEntry(1, Buffer.from('never-looked-up'))).toBe(-Errno.ENOENT);
+  });
+
+  it('a notification sent from inside a handler does not deadlock the loop', async () => {
+    // The kernel holds the parent directory's lock while MKDIR waits for us, and INVAL_ENTRY
+    // takes that lock: written on the event loop this would hang forever.
+    // If that ever regresses, this process would be stuck in the kernel where no jest timeout
+    // reaches: a watchdog process aborts the connection after 15 s so the run still ends.
+    const abort = `/sys/fs/fuse/connections/${m.session.connectionId}/abort`;
+    const watchdog = spawn('sh', ['-c', 'sleep 15; [ -e "$1" ] || mount -t fusectl none /sys/fs/fuse/connections; echo 1 > "$1"', 'sh', abort], { stdio: 'ignore' });
+    let sent: Promise<number> | undefined;
+    const mkdir = memfs.mkdir.bind(memfs);
+    memfs.mkdir = (ctx, req) => {
+      sent = memfs.conn!.notify.invalEntry(ctx.nodeid, req.name);
+      return mkdir(ctx, req);
+    };
+    try {
+      await withTimeout(fsp.mkdir(m.p('sub')), 5000, 'mkdir');
+      expect([0, -Errno.ENOENT]).toContain(await withTimeout(sent!, 5000, 'the notification'));
+    } finally {
+      memfs.mkdir = mkdir;
+      watchdog.kill('SIGKILL');
+    }
   });
 
   it('RESEND is accepted', async () => {
