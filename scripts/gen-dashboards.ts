@@ -111,6 +111,7 @@ function services(): Record<string, unknown> {
     timeseries('Engine ops/s by engine, op and result', 'ops', [{ expr: `sum by (engine, op, result) (${rate('kurve_metaserver_engine_ops_total')})`, legend: '{{engine}} {{op}} {{result}}' }], { w: 8 }),
     timeseries('Engine latency p99', 's', [{ expr: quantile(0.99, 'kurve_metaserver_engine_duration_seconds', ['engine', 'op']), legend: '{{engine}} {{op}}' }], { w: 8 }),
     timeseries('Group commit: txns per batch (mean)', 'short', [{ expr: `sum(${rate('kurve_metaserver_engine_batch_txns_sum')}) / sum(${rate('kurve_metaserver_engine_batch_txns_count')})`, legend: 'txns/batch' }], { w: 8 }),
+    timeseries('Namespace records by kind', 'short', [{ expr: `sum by (kind) (${sel('kurve_metaserver_keys')})`, legend: '{{kind}}' }], { w: 8 }),
     timeseries('Change-feed subscribers', 'short', [{ expr: `sum by (instance) (${sel('kurve_metaserver_feed_subscribers')})`, legend: '{{instance}}' }], { w: 8 }),
     timeseries('Garbage collection', 'short', [
       { expr: `sum(${sel('kurve_metaserver_gc_queue_length')})`, legend: 'queue length' },
