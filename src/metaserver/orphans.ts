@@ -3,7 +3,7 @@
 // inode purged and its chunks handed to the GC queue. Holders of one inode live in one key ('H'),
 // so every change to them is a compare on that key and two sessions releasing at once cannot
 // both believe the other still holds the inode.
-import { fsError } from '../common/errno';
+import { Errno, FsError, fsError } from '../common/errno';
 import type { Core } from './core';
 import { InodeRec, isDir, isReg, nowTs } from './inode';
 import { holdKey, orphanKey, sessionKey, sessionPrefix, decodeSessionKey } from './keys';
@@ -106,7 +106,14 @@ export async function expireSession(core: Core, sessionId: string): Promise<numb
     if (held.length === 0) return released;
     for (const e of held) {
       const { fsId, ino } = decodeSessionKey(e.key);
-      if (await release(core, fsId, ino, sessionId, true)) released++;
+      let done = false;
+      try {
+        done = await release(core, fsId, ino, sessionId, true);
+      } catch (err) {
+        // Only a vanished file system makes the entry stale; anything else is retried by the caller.
+        if (!(err instanceof FsError && err.errno === Errno.ENOENT)) throw err;
+      }
+      if (done) released++;
       else await core.engine.txn({ deletes: [e.key] }); // stale index entry
     }
   }
