@@ -11,7 +11,8 @@ import { NetnsPair, TestCgroup, uniqueTag, type SynEvent } from '../helpers/netn
 import { describeIf, whyNoBpf, whyNoCommand } from '../helpers/privileged';
 
 const run = promisify(execFile);
-const CLI = path.join(__dirname, '../../dist/src/cli/main.js');
+// KURVE_CLI: run another build of the CLI (e.g. a private one while dist/ is being rebuilt).
+const CLI = process.env.KURVE_CLI ?? path.join(__dirname, '../../dist/src/cli/main.js');
 
 function whyNoCli(): string | undefined {
   return fs.existsSync(CLI) ? undefined : 'dist/src/cli/main.js missing (npm run build)';
