@@ -39,7 +39,8 @@ export interface EtcdMember {
 /** Children of this process that must never outlive it (even if a test forgets to stop). */
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
-function trackChild(p: ChildProcess): void {
+/** Registers a child to be SIGKILLed if this process exits without stopping it. */
+export function trackChild(p: ChildProcess): void {
   live.add(p);
   p.once('exit', () => live.delete(p));
   if (!exitHookInstalled) {

@@ -1,9 +1,12 @@
 // `kurve metaserver`: a standalone metaserver (namespace over lmdb) serving gRPC until SIGTERM.
 import { Command } from 'commander';
+import { DEFAULT_GC_GRACE_MS, DEFAULT_METASERVER_LISTEN } from '../../metaserver/defaults';
 
 interface MetaserverFlags {
   listen: string;
-  data: string;
+  data?: string;
+  etcd?: string;
+  cluster?: string;
   token?: string;
   metrics?: string;
   datastore?: string;
@@ -17,15 +20,17 @@ export function register(program: Command): void {
   program
     .command('metaserver')
     .description('run a metaserver: the namespace (inodes, dentries, xattrs, chunk maps) over lmdb, served over gRPC')
-    .option('--listen <addr>', 'gRPC address (HOST:PORT; port 0 = any free port)', '127.0.0.1:6702')
-    .requiredOption('--data <dir>', 'lmdb directory holding the namespace (created if missing)')
+    .option('--listen <addr>', 'gRPC address (HOST:PORT; port 0 = any free port)', DEFAULT_METASERVER_LISTEN)
+    .option('--data <dir>', 'lmdb directory holding the namespace (created if missing; required unless --etcd)')
+    .option('--etcd <endpoints>', 'keep the namespace in etcd (HOST:PORT,...) instead of lmdb: stateless, several metaservers serve one fs')
+    .option('--cluster <name>', 'with --etcd: the cluster whose namespace to serve (etcd keys kurve/<name>/)', 'default')
     .option('--token <token>', 'shared token every RPC must carry (also $KURVE_TOKEN)')
     .option('--metrics <addr>', 'serve Prometheus /metrics on HOST:PORT (default: none)')
     .option('--datastore <addr>', 'datastore to delete replaced chunks and purged files from (default: keep them queued)')
     .option('--mds <addrs>', 'MDS address(es), comma-separated: register and heartbeat as a metaserver')
     .option('--advertise <addr>', 'address to give the MDS (default: the bound --listen address)')
     .option('--create-fs <id...>', 'create these file system ids (root directory) if missing')
-    .option('--gc-grace <duration>', 'wait before deleting a replaced chunk object (readers may be mid-read)', '30s')
+    .option('--gc-grace <duration>', 'wait before deleting a replaced chunk object (readers may be mid-read)', `${DEFAULT_GC_GRACE_MS / 1000}s`)
     .addHelpText('after', `
 Stops gracefully on SIGTERM/SIGINT: ends change-feed streams, lets in-flight calls finish, closes lmdb.
 Every acknowledged write is synced to disk before the reply. Check a stopped store with \`kurve fsck\`.
@@ -33,7 +38,8 @@ Every acknowledged write is synced to disk before the reply. Check a stopped sto
 Examples:
   kurve metaserver --data /var/lib/kurve/meta
   kurve metaserver --listen 0.0.0.0:6702 --data /srv/meta --mds 10.0.0.1:6701 --datastore 10.0.0.2:6703
-  kurve metaserver --listen 127.0.0.1:0 --data /tmp/meta --create-fs 1 --metrics 127.0.0.1:9570`)
+  kurve metaserver --listen 127.0.0.1:0 --data /tmp/meta --create-fs 1 --metrics 127.0.0.1:9570
+  kurve metaserver --etcd 127.0.0.1:2379,127.0.0.1:2381 --mds 127.0.0.1:6701,127.0.0.1:6702`)
     .action(async (flags: MetaserverFlags) => {
       const { startMetaserver } = await import('../../metaserver/server');
       const { exitOnSignal } = await import('../../common/service');
@@ -49,10 +55,17 @@ Examples:
         if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`--create-fs: '${v}' is not a file system id`);
         return n;
       });
-      const ms = await startMetaserver({
-        listen: flags.listen, dataDir: flags.data, token, metricsListen: flags.metrics, datastore, mds: flags.mds,
-        advertise: flags.advertise, createFs, namespace: { gcGraceMs: parseDuration(flags.gcGrace ?? '30s') },
-      });
+      const namespace = { gcGraceMs: parseDuration(flags.gcGrace ?? `${DEFAULT_GC_GRACE_MS / 1000}s`) };
+      if (!flags.etcd && !flags.data) throw new Error('kurve metaserver needs --data DIR (lmdb) or --etcd HOST:PORT,...');
+      const ms = flags.etcd
+        ? await (await import('../../metaserver/engines/etcd-metaserver')).startEtcdMetaserver({
+          listen: flags.listen, etcd: flags.etcd, cluster: flags.cluster, token, metricsListen: flags.metrics, datastore, mds: flags.mds,
+          advertise: flags.advertise, createFs, namespace,
+        })
+        : await startMetaserver({
+          listen: flags.listen, dataDir: flags.data!, token, metricsListen: flags.metrics, datastore, mds: flags.mds,
+          advertise: flags.advertise, createFs, namespace,
+        });
       // One plain line on stdout so scripts (and tests) can find the bound address.
       process.stdout.write(`metaserver listening on ${ms.address}\n`);
       exitOnSignal({ name: 'metaserver', close: async () => { await ms.close(); datastore?.close(); } });
