@@ -1,8 +1,10 @@
 // Request-loop benchmark: GETATTR round trips per second through Kurve's FUSE session with
 // attr_valid = 0 (every stat reaches the daemon), driven by 1 and 2 client processes running a
-// C stat loop (a Node fallback when no C compiler is present). Figures: docs/fuse-loop.md.
+// C stat loop (a Node fallback when no C compiler is present). Each round also runs the same
+// file system served by a single-threaded C daemon (ref-daemon.c), interleaved, so the ratio
+// holds on a noisy machine where absolute figures do not. Figures: docs/fuse-loop.md.
 //   node dist/bench/fuse-loop/run.js [--seconds 3] [--rounds 3]
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -40,6 +42,27 @@ function statLoopCommand(workDir: string): (target: string, seconds: number) => 
   }
 }
 
+/** Starts the C reference daemon on mnt; resolves with a stop function once it answered INIT. */
+async function startRefDaemon(workDir: string, mnt: string): Promise<(() => Promise<void>) | undefined> {
+  const bin = path.join(workDir, 'ref-daemon');
+  try {
+    execFileSync('cc', ['-O2', '-o', bin, path.join(__dirname, 'ref-daemon.c')], { stdio: 'pipe' });
+  } catch {
+    return undefined;
+  }
+  const child = spawn(bin, [mnt], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('ref-daemon: no INIT within 10 s')), 10_000);
+    child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) { clearTimeout(timer); resolve(); } });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`ref-daemon exited with ${code}`)); });
+  });
+  return async () => {
+    child.kill('SIGTERM');
+    await exited;
+  };
+}
+
 function runClient(cmd: [string, string[]]): Promise<number> {
   return new Promise((resolve, reject) => {
     execFile(cmd[0], cmd[1], { timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(Number(stdout.trim()))));
@@ -49,6 +72,8 @@ function runClient(cmd: [string, string[]]): Promise<number> {
 export interface LoopResult {
   clients: number;
   opsPerSec: number[];
+  /** The C reference daemon in the same rounds (empty without a C compiler). */
+  refOpsPerSec: number[];
   getattrs: number;
   /** Daemon CPU (user + sys) per GETATTR, µs: stable on a noisy machine where ops/s is not. */
   cpuMicrosPerOp: number;
@@ -59,32 +84,43 @@ export async function runFuseLoopBench(opts: { seconds?: number; rounds?: number
   const rounds = opts.rounds ?? 3;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-loop-'));
   const mnt = path.join(dir, 'mnt');
+  const refMnt = path.join(dir, 'ref');
   fs.mkdirSync(mnt);
+  fs.mkdirSync(refMnt);
   const cmdFor = statLoopCommand(dir);
+  const stopRef = await startRefDaemon(dir, refMnt);
   const session = await mount(new OneFileFs(), mnt);
   const results: LoopResult[] = [];
   try {
     const target = path.join(mnt, 'f');
     for (const clients of [1, 2]) {
-      const r: LoopResult = { clients, opsPerSec: [], getattrs: 0, cpuMicrosPerOp: 0 };
-      const cpu0 = process.cpuUsage();
+      const r: LoopResult = { clients, opsPerSec: [], refOpsPerSec: [], getattrs: 0, cpuMicrosPerOp: 0 };
+      const clientsOn = async (file: string): Promise<number> => {
+        const counts = await Promise.all(Array.from({ length: clients }, () => runClient(cmdFor(file, seconds))));
+        return Math.round(counts.reduce((a, b) => a + b, 0) / seconds);
+      };
+      let cpuMicros = 0;
       for (let i = 0; i < rounds; i++) {
         const before = session.opCounts().GETATTR ?? 0;
-        const counts = await Promise.all(Array.from({ length: clients }, () => runClient(cmdFor(target, seconds))));
-        const total = counts.reduce((a, b) => a + b, 0);
+        const cpu0 = process.cpuUsage();
+        r.opsPerSec.push(await clientsOn(target));
+        const cpu = process.cpuUsage(cpu0);
+        cpuMicros += cpu.user + cpu.system;
         r.getattrs += (session.opCounts().GETATTR ?? 0) - before;
-        r.opsPerSec.push(Math.round(total / seconds));
+        if (stopRef) r.refOpsPerSec.push(await clientsOn(path.join(refMnt, 'f')));
       }
-      const cpu = process.cpuUsage(cpu0);
-      r.cpuMicrosPerOp = Math.round(((cpu.user + cpu.system) / r.getattrs) * 100) / 100;
+      r.cpuMicrosPerOp = Math.round((cpuMicros / r.getattrs) * 100) / 100;
       results.push(r);
     }
   } finally {
     await session.unmount();
+    await stopRef?.();
     fs.rmSync(dir, { recursive: true, force: true });
   }
   return results;
 }
+
+const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 
 if (require.main === module) {
   const arg = (name: string, def: number): number => {
@@ -93,7 +129,8 @@ if (require.main === module) {
   };
   runFuseLoopBench({ seconds: arg('--seconds', 3), rounds: arg('--rounds', 3) }).then((results) => {
     for (const r of results) {
-      console.log(`${r.clients} client(s): GETATTR round trips/s per round: ${r.opsPerSec.join(', ')} (daemon saw ${r.getattrs} GETATTRs, ${r.cpuMicrosPerOp} µs daemon CPU each)`);
+      const ratio = r.refOpsPerSec.length ? ` | C reference: ${r.refOpsPerSec.join(', ')} (Node/C ${(sum(r.opsPerSec) / sum(r.refOpsPerSec)).toFixed(2)})` : '';
+      console.log(`${r.clients} client(s): Kurve session GETATTR/s: ${r.opsPerSec.join(', ')}${ratio}; daemon ${r.cpuMicrosPerOp} µs CPU per GETATTR (${r.getattrs} seen)`);
     }
   }, (err: unknown) => {
     console.error(err);
