@@ -39,6 +39,7 @@ export class BenchEnv {
   private ext4Mount?: string;
   private readonly daemons = new Map<string, Daemon>();
   private readonly kurveMounts = new Map<string, KurveMount>();
+  private readonly helpers = new Map<string, ChildProcess>();
   private closed = false;
 
   constructor(readonly quick: boolean, readonly log: (msg: string) => void) {
@@ -141,9 +142,9 @@ export class BenchEnv {
   }
 
   /** Runs a JavaScript snippet in a child node process and parses its last stdout line as JSON. */
-  async runNode<T>(script: string, timeoutMs: number): Promise<T> {
+  async runNode<T>(script: string, timeoutMs: number, args: string[] = []): Promise<T> {
     try {
-      const { stdout } = await execFileP(process.execPath, ['-e', script], { timeout: timeoutMs, maxBuffer: 16 << 20, cwd: this.tmp, env: { ...process.env, KURVE_LOG_LEVEL: 'warn' } });
+      const { stdout } = await execFileP(process.execPath, ['-e', script, ...args], { timeout: timeoutMs, maxBuffer: 16 << 20, cwd: this.tmp, env: { ...process.env, KURVE_LOG_LEVEL: 'warn' } });
       // Log lines may precede the result: the result is the last line.
       return JSON.parse(stdout.trim().split('\n').pop() ?? '') as T;
     } catch (err) {
@@ -151,6 +152,27 @@ export class BenchEnv {
       if (e.killed) throw new Error(`child timed out after ${timeoutMs / 1000} s`);
       throw new Error((e.stderr || e.message).trim().split('\n').pop() ?? e.message);
     }
+  }
+
+  /** Registers a long-running helper process (a server) so close() always stops it. */
+  track(name: string, child: ChildProcess): void {
+    this.helpers.set(name, child);
+  }
+
+  signalTracked(name: string, signal: NodeJS.Signals): void {
+    this.helpers.get(name)?.kill(signal);
+  }
+
+  /** SIGTERM (SIGKILL after 10 s) and wait for the exit. */
+  async stopTracked(name: string): Promise<void> {
+    const child = this.helpers.get(name);
+    this.helpers.delete(name);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await gone;
+    clearTimeout(t);
   }
 
   private spawnDaemon(key: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
@@ -200,12 +222,17 @@ export class BenchEnv {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const name of [...this.helpers.keys()]) await this.stopTracked(name).catch(() => undefined);
     for (const key of [...this.daemons.keys()]) await this.stopDaemon(key).catch(() => undefined);
     this.closeSync();
   }
 
   /** Synchronous last-resort cleanup (signal handlers): kill, detach, unmount ext4, remove tmp. */
   closeSync(): void {
+    for (const child of this.helpers.values()) {
+      try { child.kill('SIGKILL'); } catch { /* already dead */ }
+    }
+    this.helpers.clear();
     for (const d of this.daemons.values()) {
       try { d.child.kill('SIGKILL'); } catch { /* already dead */ }
       try { execFileSync('umount', ['-l', d.mountpoint], { stdio: 'ignore' }); } catch { /* not mounted */ }

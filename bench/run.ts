@@ -9,8 +9,9 @@ import { Benchmark, evaluate, markdownTable, RowResult } from './harness';
 import { fsBenchmarks } from './fs-benches';
 import { serviceBenchmarks } from './service-benches';
 import { kernelBenchmarks } from './kernel-benches';
+import { etcdBenchmarks } from './etcd-benches';
 
-export const allBenchmarks: Benchmark[] = [...fsBenchmarks, ...kernelBenchmarks, ...serviceBenchmarks];
+export const allBenchmarks: Benchmark[] = [...fsBenchmarks, ...kernelBenchmarks, ...serviceBenchmarks, ...etcdBenchmarks];
 
 /** The repository root (where package.json names kurve), else the working directory. */
 function repoRoot(): string {

@@ -29,14 +29,18 @@ class OneFileFs implements RawFileSystem {
   }
 }
 
+/** The C sources sit next to run.ts; from dist/bench/fuse-loop, look in the source tree. */
+function cSource(name: string): string {
+  const here = path.join(__dirname, name);
+  return fs.existsSync(here) ? here : path.resolve(__dirname, '../../../bench/fuse-loop', name);
+}
+
 function statLoopCommand(workDir: string): (target: string, seconds: number) => [string, string[]] {
   try {
     const bin = path.join(workDir, 'stat-loop');
-    execFileSync('cc', ['-O2', '-o', bin, path.join(__dirname, 'stat-loop.c')], { stdio: 'pipe' });
+    execFileSync('cc', ['-O2', '-o', bin, cSource('stat-loop.c')], { stdio: 'pipe' });
     return (target, seconds) => [bin, [target, String(seconds)]];
   } catch {
-    const src = path.join(__dirname, 'stat-loop.c');
-    if (!fs.existsSync(src)) throw new Error('stat-loop.c missing');
     const js = 'const fs=require("fs");const [p,s]=process.argv.slice(1);const end=Date.now()+s*1000;let n=0;while(Date.now()<end){for(let i=0;i<64;i++){fs.statSync(p);n++}}console.log(n)';
     return (target, seconds) => [process.execPath, ['-e', js, target, String(seconds)]];
   }
@@ -46,7 +50,7 @@ function statLoopCommand(workDir: string): (target: string, seconds: number) => 
 async function startRefDaemon(workDir: string, mnt: string): Promise<(() => Promise<void>) | undefined> {
   const bin = path.join(workDir, 'ref-daemon');
   try {
-    execFileSync('cc', ['-O2', '-o', bin, path.join(__dirname, 'ref-daemon.c')], { stdio: 'pipe' });
+    execFileSync('cc', ['-O2', '-o', bin, cSource('ref-daemon.c')], { stdio: 'pipe' });
   } catch {
     return undefined;
   }
