@@ -27,6 +27,8 @@ import type { InodeData } from './inode-data';
 import type { KurveFs } from './kurve-fs';
 
 const log = moduleLogger('file-ops');
+/** A handle open this long is registered with the metaserver (orphan protection). */
+const PROTECT_AFTER_MS = 1000;
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 const { O_TRUNC, O_DIRECT, O_EXCL } = fs.constants;
@@ -42,6 +44,9 @@ interface FileHandle {
 
 export class FileOps {
   private readonly handles = new HandleTable<FileHandle>();
+  private readonly pendingSession = new Set<Promise<void>>();
+  /** Open inodes not yet registered with the metaserver (see openHandle). */
+  private readonly unprotected = new Set<InodeData>();
 
   constructor(
     private readonly kfs: KurveFs,
@@ -112,10 +117,15 @@ export class FileOps {
         passthrough = false;
       }
     }
-    if (st.handles === 0 && this.sessionId && !st.sessionOpen) {
-      // Orphan protection: unlink while open keeps the inode until our last release.
-      await this.meta.openInode(this.kfs.fsId, st.ino, this.sessionId);
-      st.sessionOpen = true;
+    if (st.handles === 0 && this.sessionId && !st.sessionOpen && !this.unprotected.has(st)) {
+      // Orphan protection (unlink while open keeps the inode until our last release) costs two
+      // fsync'ed metaserver commits per open/close, which would cut create rates to a third. So a
+      // handle is registered only once it lived PROTECT_AFTER_MS — or at once, before any unlink
+      // or rename of ours (protectOpen). Left open: another client's unlink within that first
+      // second of a handle may purge the inode (data still read from our local cache if held).
+      this.unprotected.add(st);
+      st.sessionTimer = setTimeout(() => this.protect(st), PROTECT_AFTER_MS);
+      st.sessionTimer.unref();
     }
     let openFlags = 0;
     if (passthrough) {
@@ -193,12 +203,43 @@ export class FileOps {
       if (this.data.isDirty(st)) {
         await this.data.flush(st).catch((err: unknown) => log.error({ ino: h.ino, err: String(err) }, 'upload at last close failed'));
       }
-      if (st.sessionOpen && this.sessionId) {
+      if (this.unprotected.delete(st)) {
+        clearTimeout(st.sessionTimer);
+        st.sessionTimer = undefined;
+      } else if (st.sessionOpen && this.sessionId) {
         st.sessionOpen = false;
-        await this.meta.releaseInode(this.kfs.fsId, st.ino, this.sessionId).catch((err: unknown) =>
-          log.warn({ ino: h.ino, err: String(err) }, 'releaseInode failed'));
+        this.sessionCall(st, (sid) => this.meta.releaseInode(this.kfs.fsId, st.ino, sid));
       }
     }
+  }
+
+  private protect(st: InodeData): void {
+    if (!this.unprotected.delete(st)) return;
+    clearTimeout(st.sessionTimer);
+    st.sessionTimer = undefined;
+    st.sessionOpen = true;
+    this.sessionCall(st, (sid) => this.meta.openInode(this.kfs.fsId, st.ino, sid));
+  }
+
+  /** Before an unlink or rename of ours: every open inode is registered, so none is purged. */
+  async protectOpen(): Promise<void> {
+    for (const st of [...this.unprotected]) this.protect(st);
+    await this.sessionBarrier();
+  }
+
+  /** Queues a session open/release of an inode after the previous one for the same inode. */
+  private sessionCall(st: InodeData, call: (sessionId: string) => Promise<void>): void {
+    const sid = this.sessionId!;
+    const p = st.sessionChain.then(() => call(sid)).catch((err: unknown) =>
+      log.warn({ ino: st.ino, err: String(err) }, 'session open/release of an inode failed'));
+    st.sessionChain = p;
+    this.pendingSession.add(p);
+    void p.finally(() => this.pendingSession.delete(p));
+  }
+
+  /** Resolves once every queued session open/release reached the metaserver. */
+  async sessionBarrier(): Promise<void> {
+    while (this.pendingSession.size > 0) await Promise.all([...this.pendingSession]);
   }
 
   async truncate(ino: number, size: number): Promise<Attr> {

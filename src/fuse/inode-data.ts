@@ -42,6 +42,9 @@ export class InodeData {
   mapStale = true;
   /** Session-level open registered with the metaserver (orphan protection). */
   sessionOpen = false;
+  /** Orders this inode's openInode/releaseInode calls. */
+  sessionChain: Promise<void> = Promise.resolve();
+  sessionTimer?: NodeJS.Timeout;
 
   /** Serializes flush/truncate/refresh of this inode. */
   private chain: Promise<unknown> = Promise.resolve();

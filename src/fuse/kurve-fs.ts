@@ -220,6 +220,7 @@ export class KurveFs implements RawFileSystem {
 
   async unlink(ctx: RequestContext, req: NameIn): Promise<void> {
     checkName(req.name);
+    await this.files.protectOpen();
     const r = await this.own([[ctx.nodeid, req.name]], () => this.d.meta.unlink(this.fsId, ctx.nodeid, req.name, this.caller(ctx)));
     if (r.nlink === 0) {
       if (this.inodes.get(r.ino) === undefined) this.dataPath.drop(r.ino);
@@ -236,6 +237,7 @@ export class KurveFs implements RawFileSystem {
     checkName(req.name);
     checkName(req.newName);
     if (req.flags & RENAME_WHITEOUT) throw new FsError(Errno.EINVAL, 'RENAME_WHITEOUT is not supported');
+    await this.files.protectOpen(); // a rename over an open file unlinks it
     await this.own([[ctx.nodeid, req.name], [req.newParent, req.newName]], () =>
       this.d.meta.rename(this.fsId, ctx.nodeid, req.name, req.newParent, req.newName, req.flags, this.caller(ctx)));
   }
@@ -369,6 +371,7 @@ export class KurveFs implements RawFileSystem {
   async shutdown(): Promise<void> {
     this.warmup.close();
     await this.dataPath.flushAll();
+    await this.files.sessionBarrier();
     this.coherence.close();
   }
 }
