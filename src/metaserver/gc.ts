@@ -7,6 +7,7 @@ import { randomInt } from 'node:crypto';
 import type { DataService } from '../datastore/api';
 import { moduleLogger } from '../common/logger';
 import { counter, gauge } from '../common/metrics';
+import { DEFAULT_GC_GRACE_MS } from './defaults';
 import type { KvEngine } from './engine';
 import { chunkPrefix, gcKey, gcPrefix, readU64, xattrPrefix } from './keys';
 import type { Tx } from './txn';
@@ -48,7 +49,7 @@ export class GcQueue {
   private stopped = true;
 
   constructor(private readonly engine: KvEngine, private readonly opts: GcOptions = {}) {
-    this.graceMs = opts.graceMs ?? 30_000;
+    this.graceMs = opts.graceMs ?? DEFAULT_GC_GRACE_MS;
   }
 
   /** Stages an item in the op's transaction, due after delayMs. */

@@ -8,10 +8,9 @@ import { parseAddressList, stableServerId } from '../datastore/server';
 import { Heartbeat, startHeartbeat } from '../mds/heartbeat';
 import { LmdbEngine } from './engines/lmdb';
 import { Namespace, NamespaceOptions } from './namespace';
-import { DEFAULT_METASERVER_PORT, metaserverRpcService } from './service';
+import { metaserverRpcService } from './service';
 
-export { DEFAULT_METASERVER_PORT };
-export const DEFAULT_METASERVER_LISTEN = `127.0.0.1:${DEFAULT_METASERVER_PORT}`;
+export { DEFAULT_METASERVER_LISTEN, DEFAULT_METASERVER_PORT } from './defaults';
 
 export interface MetaserverOptions {
   /** HOST:PORT (port 0 = free port). */

@@ -9,7 +9,7 @@ import { attrToPb, chunkFromPb, dataMapToPb, direntToPb, eventToPb, statfsToPb }
 import type { Namespace } from './namespace';
 import { MAX_CHUNKS_PER_COMMIT } from './ns-data';
 
-export const DEFAULT_METASERVER_PORT = 6702;
+export { DEFAULT_METASERVER_PORT } from './defaults';
 /** Largest name or symlink target accepted on the wire (longer names still get ENAMETOOLONG below it). */
 const MAX_BYTES_FIELD = 8192;
 const ACK: pb.Ack = {};
