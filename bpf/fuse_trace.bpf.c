@@ -3,7 +3,6 @@
  * fuse:fuse_request_send / fuse:fuse_request_end tracepoints, for the connections the loader lists. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
 #include "kurve_common.h"
 
 #define HIST_BUCKETS 40 /* 2^40 ns ~ 18 min: anything slower lands in the last bucket */
@@ -47,6 +46,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU); /* per-CPU LRU lists: no global lock on the hot path */
 	__type(key, struct inflight_key);
 	__type(value, struct inflight_val);
 } inflight SEC(".maps");
@@ -73,20 +73,20 @@ static __always_inline struct op_stats *stats_for(struct op_key *key)
 SEC("tracepoint/fuse/fuse_request_send")
 int fuse_request_send(struct trace_event_raw_fuse_request_send *ctx)
 {
-	__u32 conn = BPF_CORE_READ(ctx, connection);
+	__u32 conn = ctx->connection;
 	struct op_key key = { .connection = conn };
 	struct op_stats *s;
 
 	if (!bpf_map_lookup_elem(&connections, &conn))
 		return 0;
-	key.opcode = BPF_CORE_READ(ctx, opcode);
+	key.opcode = ctx->opcode;
 	s = stats_for(&key);
 	if (s)
 		s->count++; /* per-CPU value: no atomics needed */
 	if (key.opcode == OP_FORGET || key.opcode == OP_BATCH_FORGET)
 		return 0; /* no reply will come */
 
-	struct inflight_key ik = { .connection = conn, .unique = BPF_CORE_READ(ctx, unique) };
+	struct inflight_key ik = { .connection = conn, .unique = ctx->unique };
 	struct inflight_val iv = { .start_ns = bpf_ktime_get_ns(), .opcode = key.opcode };
 
 	bpf_map_update_elem(&inflight, &ik, &iv, BPF_ANY);
@@ -96,7 +96,7 @@ int fuse_request_send(struct trace_event_raw_fuse_request_send *ctx)
 SEC("tracepoint/fuse/fuse_request_end")
 int fuse_request_end(struct trace_event_raw_fuse_request_end *ctx)
 {
-	struct inflight_key ik = { .connection = BPF_CORE_READ(ctx, connection), .unique = BPF_CORE_READ(ctx, unique) };
+	struct inflight_key ik = { .connection = ctx->connection, .unique = ctx->unique };
 	struct inflight_val *iv = bpf_map_lookup_elem(&inflight, &ik);
 	struct op_key key;
 	struct op_stats *s;
@@ -114,7 +114,7 @@ int fuse_request_end(struct trace_event_raw_fuse_request_end *ctx)
 	if (!s)
 		return 0;
 	s->completed++;
-	if (BPF_CORE_READ(ctx, error) != 0)
+	if (ctx->error != 0)
 		s->errors++;
 	s->sum_ns += delta;
 	b = delta ? log2_u64(delta) : 0;
