@@ -7,6 +7,7 @@ import { FsError, fsError } from '../common/errno';
 import { ClientOptions, clientChannelOptions, unary } from '../common/rpc';
 import { rpcFsError } from '../common/service';
 import { DatastoreClient, PutRequest } from '../gen/datastore';
+import { DatastoreWireClient } from './wire';
 import { ChunkKey, DataService, DataStats } from './api';
 import { formatKey, validateKey } from './chunk-store';
 import { PIECE_BYTES } from './service';
@@ -24,7 +25,7 @@ export class DataClient implements DataService {
   private readonly dataDeadlineMs: number;
 
   constructor(readonly address: string, opts: DataClientOptions = {}) {
-    this.client = new DatastoreClient(address, grpc.credentials.createInsecure(), {
+    this.client = new DatastoreWireClient(address, grpc.credentials.createInsecure(), {
       ...clientChannelOptions(opts),
       // HTTP/2's default 64 KiB receive window costs a round trip per 64 KiB of a 4 MiB get.
       'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,

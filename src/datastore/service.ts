@@ -4,7 +4,8 @@
 import { invalidArgument, ServerOptions, adaptService, AsyncService, CallContext } from '../common/rpc';
 import type { RpcService } from '../common/service';
 import { crc32c } from '@node-rs/crc32';
-import { DatastoreService, PutRequest, PutResponse } from '../gen/datastore';
+import { PutRequest, PutResponse } from '../gen/datastore';
+import { DatastoreWire } from './wire';
 import { MAX_OBJECT_BYTES, ChunkStore, validateKey } from './chunk-store';
 
 /** Size of each Get response piece and of each Put message the client sends. */
@@ -42,7 +43,7 @@ async function receivePut(requests: AsyncIterable<PutRequest>, ctx: CallContext,
   return { key, data: buf, crc };
 }
 
-export function datastoreHandlers(store: ChunkStore, maxObjectBytes = MAX_OBJECT_BYTES): AsyncService<typeof DatastoreService> {
+export function datastoreHandlers(store: ChunkStore, maxObjectBytes = MAX_OBJECT_BYTES): AsyncService<typeof DatastoreWire> {
   return {
     put: async (requests, ctx): Promise<PutResponse> => {
       const { key, data, crc } = await receivePut(requests, ctx, maxObjectBytes);
@@ -77,5 +78,5 @@ export function datastoreHandlers(store: ChunkStore, maxObjectBytes = MAX_OBJECT
 
 /** The Datastore service ready for a grpc-js server (also the shared one of `kurve up`). */
 export function datastoreRpcService(store: ChunkStore, opts: ServerOptions = {}): RpcService {
-  return { definition: DatastoreService, impl: adaptService('datastore', DatastoreService, datastoreHandlers(store), opts) };
+  return { definition: DatastoreWire, impl: adaptService('datastore', DatastoreWire, datastoreHandlers(store), opts) };
 }
