@@ -163,9 +163,19 @@ export function u64Value(n: number): Buffer {
 }
 export const readU64Value = (b: Buffer): number => readU64(b, 0);
 
-/** Server clock as a Timespec. */
+/**
+ * Server clock as a Timespec, with nanosecond resolution: the monotonic clock offset from the wall
+ * clock, re-anchored only if the two drift apart by more than a second (e.g. the clock was set).
+ */
+let anchorNs = BigInt(Date.now()) * 1_000_000n;
+let anchorHr = process.hrtime.bigint();
 export function nowTs(): Timespec {
-  const ms = Date.now();
-  const ns = process.hrtime.bigint() % 1_000_000n;
-  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 + Number(ns) };
+  let ns = anchorNs + (process.hrtime.bigint() - anchorHr);
+  const wallNs = BigInt(Date.now()) * 1_000_000n;
+  if (ns - wallNs > 1_000_000_000n || wallNs - ns > 1_000_000_000n) {
+    anchorNs = wallNs;
+    anchorHr = process.hrtime.bigint();
+    ns = wallNs;
+  }
+  return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
 }
