@@ -74,7 +74,11 @@ export async function startServiceProcess(opts: ServiceProcessOptions): Promise<
   collectProcessMetrics();
   const rpcOpts = { token: opts.token };
   let metrics: MetricsServer | undefined;
-  if (opts.metricsListen) metrics = await startMetricsServer(opts.metricsListen);
+  if (opts.metricsListen) {
+    metrics = await startMetricsServer(opts.metricsListen).catch((err: Error) => {
+      throw new Error(`cannot serve /metrics on ${opts.metricsListen}: ${err.message}`);
+    });
+  }
   let rpc: RpcServer;
   try {
     rpc = await startRpcServer(opts.listen, [...opts.services, healthService(opts.name, rpcOpts)], rpcOpts);
