@@ -53,7 +53,7 @@ function replyEntry(s: FuseSession, req: Request) {
   return (e: import('./raw-fs').EntryOut) => {
     const b = s.scratch(ENTRY_OUT_SIZE);
     writeEntryOut(b, OUT_HEADER_SIZE, e);
-    s.replyBuf(req, b, ENTRY_OUT_SIZE);
+    s.replyBuf(req, b, ENTRY_OUT_SIZE, tr.on ? `n${e.nodeid}` : undefined);
   };
 }
 function replyEmpty(s: FuseSession, req: Request) {
@@ -208,7 +208,7 @@ export function dispatch(s: FuseSession, buf: Buffer, n: number): void {
       return call(s, req, () => f.call(fs, req, r), (o) => {
         const b = s.scratch(OPEN_OUT_SIZE);
         writeOpenOut(b, OUT_HEADER_SIZE, o);
-        s.replyBuf(req, b, OPEN_OUT_SIZE);
+        s.replyBuf(req, b, OPEN_OUT_SIZE, tr.on ? `fh${o.fh}` : undefined);
       });
     }
     case Opcode.READ: {
@@ -307,7 +307,7 @@ export function dispatch(s: FuseSession, buf: Buffer, n: number): void {
         const b = s.scratch(ENTRY_OUT_SIZE + OPEN_OUT_SIZE);
         writeEntryOut(b, OUT_HEADER_SIZE, c.entry);
         writeOpenOut(b, OUT_HEADER_SIZE + ENTRY_OUT_SIZE, c.open);
-        s.replyBuf(req, b, ENTRY_OUT_SIZE + OPEN_OUT_SIZE);
+        s.replyBuf(req, b, ENTRY_OUT_SIZE + OPEN_OUT_SIZE, tr.on ? `n${c.entry.nodeid} fh${c.open.fh}` : undefined);
       });
     }
     case Opcode.FALLOCATE: {

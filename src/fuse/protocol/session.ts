@@ -183,11 +183,11 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
   }
 
   /** Reply with a body already written at OUT_HEADER_SIZE in `b` (wbuf, scratch() or a dir buffer). */
-  replyBuf(req: Request, b: Buffer, bodyLen: number): void {
+  replyBuf(req: Request, b: Buffer, bodyLen: number, traceDetail?: string): void {
     const len = OUT_HEADER_SIZE + bodyLen;
     writeOutHeader(b, 0, len, 0, req.h.uniqueLo, req.h.uniqueHi);
     this.write(req, () => ffi.devWrite(this.fd, b, len));
-    this.finished(req, 0);
+    this.finished(req, 0, traceDetail);
   }
 
   /** Reply with a separate data buffer (READ, READLINK, xattrs): one writev, no copy. */
@@ -236,12 +236,12 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
     log.error({ errno: errnoName(errno), op: opName(req.opcode), unique: req.unique }, 'writing a FUSE reply failed');
   }
 
-  private finished(req: Request, errno: number): void {
+  private finished(req: Request, errno: number, traceDetail?: string): void {
     this.inflight--;
     this.pending.delete(req.unique);
     opMetrics(req.opcode).duration.observe((performance.now() - req.start) / 1000);
     if (errno !== 0) errorsTotal.labels(opName(req.opcode), errnoName(errno)).inc();
-    if (tr.on) tr.log(`tx ${req.unique}: ${errno === 0 ? 'OK' : errnoName(errno)}`);
+    if (tr.on) tr.log(`tx ${req.unique}: ${errno === 0 ? 'OK' : errnoName(errno)}${traceDetail ? ` ${traceDetail}` : ''}`);
   }
 
   // ---- notifications -------------------------------------------------------------------------
