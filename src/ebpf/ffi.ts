@@ -63,9 +63,18 @@ let loadError: Error | undefined;
 
 function bind(): void {
   if (bpf || loadError) return;
+  let lb: ReturnType<typeof koffi.load>;
   try {
-    const lb = koffi.load('libbpf.so.1');
-    for (const t of ['bpf_object', 'bpf_program', 'bpf_map', 'bpf_link']) koffi.opaque(t);
+    lb = koffi.load('libbpf.so.1');
+  } catch (err) {
+    loadError = new Error(`cannot load libbpf.so.1 (install libbpf1 / libbpf-dev): ${(err as Error).message}`);
+    return;
+  }
+  try {
+    // koffi type names are global to the native module, which test runners load once for several
+    // module registries: a per-instance suffix keeps a second binding from colliding.
+    const sfx = `_k${Math.random().toString(36).slice(2, 8)}`;
+    for (const t of ['bpf_object', 'bpf_program', 'bpf_map', 'bpf_link']) koffi.opaque(t + sfx);
     const decls = [
       'bpf_object *bpf_object__open_file(const char *path, const void *opts)',
       'int bpf_object__load(bpf_object *obj)',
@@ -111,7 +120,7 @@ function bind(): void {
     const out: Record<string, unknown> = {};
     for (const d of decls) {
       const name = /([A-Za-z0-9_]+)\(/.exec(d)![1];
-      out[name] = lb.func(d);
+      out[name] = lb.func(d.replace(/\b(bpf_object|bpf_program|bpf_map|bpf_link) \*/g, `$1${sfx} *`));
     }
     bpf = out as unknown as LibBpf;
     // libbpf's default printer writes warnings to stderr; we surface errors ourselves (the
@@ -124,7 +133,7 @@ function bind(): void {
       close: lc.func('int close(int fd)'),
     } as unknown as LibC;
   } catch (err) {
-    loadError = new Error(`cannot load libbpf.so.1 (install libbpf1 / libbpf-dev): ${(err as Error).message}`);
+    loadError = new Error(`cannot bind libbpf/libc functions: ${(err as Error).message}`);
   }
 }
 
