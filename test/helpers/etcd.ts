@@ -26,3 +26,30 @@ export function useEtcd(opts: EtcdClusterOptions = {}): EtcdHandle {
     },
   };
 }
+
+/**
+ * A base port B such that B..B+span-1 are all free on 127.0.0.1 right now, for `kurve dev cluster
+ * --base-port` style layouts (tests never use the fixed defaults).
+ */
+export async function freePortBase(span: number): Promise<number> {
+  const net = await import('node:net');
+  const tryListen = (port: number) =>
+    new Promise<import('node:net').Server | undefined>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(undefined));
+      s.listen(port, '127.0.0.1', () => resolve(s));
+    });
+  for (let attempt = 0; attempt < 30; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * (40000 - span));
+    const held: import('node:net').Server[] = [];
+    let ok = true;
+    for (let p = base; p < base + span && ok; p++) {
+      const s = await tryListen(p);
+      if (s) held.push(s);
+      else ok = false;
+    }
+    await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
+    if (ok) return base;
+  }
+  throw new Error(`no free run of ${span} ports found`);
+}

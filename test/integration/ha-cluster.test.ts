@@ -1,0 +1,209 @@
+// Distributed mode end to end, with real processes: `kurve dev cluster` (3-member etcd, 3 MDS, 2
+// metaservers on etcd, 2 datastores) and a real FUSE mount. Leader MDS killed -9 under a workload,
+// SIGTERM handover, one etcd member killed, and a dead client's open-but-unlinked file collected.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { describeIf, whyNoCommand, whyNoFuse } from '../helpers/privileged';
+import { freePortBase } from '../helpers/etcd';
+import { cleanupKurve, Daemon, kurveMount } from '../helpers/kurve-mount';
+import { CLI, ensureBuilt } from '../helpers/metaserver-process';
+import { DevCluster, startDevCluster } from '../../src/dev/cluster';
+import { clusterStatus } from '../../src/dev/status';
+import { MdsClient } from '../../src/mds/client';
+import { MetaClient } from '../../src/metaserver/client';
+import { DataClient } from '../../src/datastore/client';
+import { createEtcdClient } from '../../src/common/etcd-client';
+import { errnoName, toErrno } from '../../src/common/errno';
+
+const TTL_SEC = 2;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A metadata workload through the mount and the MDS, counting every failure with its reason. */
+function workload(mnt: string, mds: MdsClient, sessionId: string) {
+  let stop = false;
+  let ops = 0;
+  const failures: string[] = [];
+  const run = async (name: string, fn: (i: number) => Promise<unknown>) => {
+    for (let i = 0; !stop; i++) {
+      try {
+        await fn(i);
+        ops++;
+      } catch (err) {
+        failures.push(`${name} #${i}: ${(err as Error).message}`);
+      }
+      await sleep(5);
+    }
+  };
+  const dir = fs.mkdtempSync(path.join(mnt, 'w-'));
+  const loops = [
+    run('fuse', async (i) => {
+      const f = path.join(dir, `f${i}`);
+      await fs.promises.writeFile(f, `x${i}`);
+      await fs.promises.stat(f);
+      if (i % 10 === 9) await fs.promises.readdir(dir);
+    }),
+    run('mds', async () => {
+      await mds.keepalive(sessionId);
+      await mds.getFs('default');
+    }),
+  ];
+  return {
+    get ops() {
+      return ops;
+    },
+    failures,
+    async finish(): Promise<void> {
+      stop = true;
+      await Promise.all(loops);
+    },
+  };
+}
+
+async function waitLeader(cluster: DevCluster, not: string | undefined, timeoutMs: number): Promise<{ addr: string; pid: number; ms: number }> {
+  const t0 = Date.now();
+  for (;;) {
+    const st = await clusterStatus(cluster.addresses('mds'), { timeoutMs: 300 });
+    if (st.leader && st.leader.addr !== not) return { ...st.leader, ms: Date.now() - t0 };
+    if (Date.now() - t0 > timeoutMs) throw new Error(`no new leader within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+describeIf([whyNoCommand('etcd'), whyNoFuse()], 'HA cluster (dev cluster, real processes)', () => {
+  let cluster: DevCluster;
+  let mount: Daemon;
+  let mds: MdsClient;
+  let sessionId: string;
+
+  beforeAll(async () => {
+    ensureBuilt();
+    cluster = await startDevCluster({
+      basePort: await freePortBase(60), electionTtlSec: TTL_SEC, sessionLeaseMs: 3000, heartbeatMs: 500, cli: CLI,
+    });
+    mount = await kurveMount({ rpcAddress: cluster.mdsList } as Daemon);
+    mds = new MdsClient(cluster.addresses('mds'), { budgetMs: 15_000 });
+    sessionId = (await mds.mount('default', 'ha-test', '/nowhere')).session.sessionId;
+  }, 240_000);
+
+  afterAll(async () => {
+    mds?.close();
+    await cleanupKurve();
+    await cluster?.stop();
+  }, 60_000);
+
+  async function restartDeadMds(): Promise<void> {
+    for (const [i, s] of cluster.list('mds').entries()) if (!s.proc) await cluster.restart('mds', i);
+  }
+
+  it(`kill -9 of the leader MDS under load: new leader within 2×TTL, no operation fails, kurve status shows it`, async () => {
+    const old = await waitLeader(cluster, undefined, 10_000);
+    const idx = cluster.addresses('mds').indexOf(old.addr);
+    const w = workload(mount.mountpoint, mds, sessionId);
+    await sleep(500);
+    const before = w.ops;
+    const t0 = Date.now();
+    await cluster.kill('mds', idx, 'SIGKILL');
+    const next = await waitLeader(cluster, old.addr, 4 * TTL_SEC * 1000);
+    const failoverMs = Date.now() - t0;
+    await sleep(1000);
+    await w.finish();
+    process.stderr.write(`ha: failover after kill -9 of the MDS leader: ${failoverMs} ms (TTL ${TTL_SEC} s)\n`);
+    expect(failoverMs).toBeLessThan(2 * TTL_SEC * 1000);
+    expect(w.failures).toEqual([]);
+    expect(w.ops - before).toBeGreaterThan(20);
+
+    const r = spawnSync(process.execPath, [CLI, 'status', '--mds', cluster.mdsList, '--json'], { encoding: 'utf8', timeout: 20_000 });
+    const st = JSON.parse(r.stdout) as { leader: { addr: string; pid: number }; mds: Array<{ role: string }> };
+    expect(st.leader.addr).toBe(next.addr);
+    expect(st.leader.pid).toBe(next.pid);
+    expect(st.leader.pid).not.toBe(old.pid);
+    expect(st.mds.filter((m) => m.role === 'unreachable')).toHaveLength(1);
+    await restartDeadMds();
+  }, 60_000);
+
+  it('SIGTERM of the leader hands over in < 1 s', async () => {
+    const old = await waitLeader(cluster, undefined, 10_000);
+    const idx = cluster.addresses('mds').indexOf(old.addr);
+    const others = cluster.addresses('mds').filter((a) => a !== old.addr).map((a) => new MdsClient([a], { budgetMs: 200, attemptMs: 200 }));
+    try {
+      const t0 = Date.now();
+      const killed = cluster.kill('mds', idx, 'SIGTERM');
+      let handoverMs = -1;
+      while (Date.now() - t0 < 5000 && handoverMs < 0) {
+        const views = await Promise.all(others.map((c) => c.leader().catch(() => ({ isLeader: false, leader: '' }))));
+        if (views.some((v) => v.isLeader)) handoverMs = Date.now() - t0;
+        else await sleep(5);
+      }
+      await killed;
+      process.stderr.write(`ha: handover on SIGTERM of the MDS leader: ${handoverMs} ms\n`);
+      expect(handoverMs).toBeGreaterThanOrEqual(0);
+      expect(handoverMs).toBeLessThan(1000);
+      expect(cluster.list('mds')[idx].proc).toBeUndefined();
+    } finally {
+      for (const c of others) c.close();
+    }
+    await restartDeadMds();
+  }, 30_000);
+
+  it('with one of three etcd members killed (the raft leader) the file system keeps serving', async () => {
+    const etcd = createEtcdClient({ endpoints: cluster.etcd.endpoints });
+    let victim = 0;
+    try {
+      const st = await etcd.maintenance.status();
+      const members = (await etcd.cluster.memberList({})).members;
+      const leaderName = members.find((m) => m.ID === st.leader)?.name;
+      victim = Math.max(0, cluster.etcd.members.findIndex((m) => m.name === leaderName));
+    } finally {
+      etcd.close();
+    }
+    const w = workload(mount.mountpoint, mds, sessionId);
+    await sleep(300);
+    await cluster.etcd.kill(victim);
+    await sleep(3000);
+    await w.finish();
+    expect(w.failures).toEqual([]);
+    expect(w.ops).toBeGreaterThan(50);
+    await cluster.etcd.restart(victim);
+  }, 60_000);
+
+  it("a dead client's open-but-unlinked file: after its session expires the inode and its chunks are gone", async () => {
+    // A second client that registers, opens a file, unlinks it while open, then dies (no keepalive).
+    const client = new MdsClient(cluster.addresses('mds'), { budgetMs: 10_000 });
+    const info = await client.mount('default', 'doomed-client', '/mnt/doomed');
+    client.close();
+    const meta = new MetaClient(info.metaservers[0], { deadlineMs: 5000 });
+    const data = new DataClient(info.datastores[0]);
+    try {
+      const fsId = info.fs.fsId;
+      const C = { uid: 0, gid: 0, sessionId: info.session.sessionId };
+      const name = Buffer.from(`doomed-${Date.now()}`);
+      const f = await meta.mknod(fsId, 1, name, 0o100644, 0, C);
+      const version = await meta.allocChunkVersions(fsId, 1);
+      const key = { fsId, ino: f.ino, index: 0, version };
+      await data.put(key, Buffer.alloc(4096, 7));
+      await meta.commitData(fsId, f.ino, { chunks: [{ index: 0, version, length: 4096 }], size: 4096, touch: true });
+      await meta.openInode(fsId, f.ino, info.session.sessionId);
+      const un = await meta.unlink(fsId, 1, name, C);
+      expect(un.orphaned).toBe(true);
+      expect((await meta.getattr(fsId, f.ino)).nlink).toBe(0);
+      expect((await data.get(key)).length).toBe(4096);
+
+      // The client is gone: the lease (3 s) runs out, the MDS leader expires the session, the
+      // metaserver purges the orphan and GC deletes its chunk.
+      const t0 = Date.now();
+      let gone = false;
+      while (!gone && Date.now() - t0 < 20_000) {
+        const attr = await meta.getattr(fsId, f.ino).then(() => 'OK', (err: unknown) => errnoName(toErrno(err)));
+        const chunk = await data.get(key).then(() => 'OK', (err: unknown) => errnoName(toErrno(err)));
+        gone = attr === 'ENOENT' && chunk === 'ENOENT';
+        if (!gone) await sleep(200);
+      }
+      process.stderr.write(`ha: orphan of a dead session collected after ${Date.now() - t0} ms (lease 3 s)\n`);
+      expect(gone).toBe(true);
+    } finally {
+      meta.close();
+      data.close();
+    }
+  }, 60_000);
+});
