@@ -256,6 +256,9 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     // etcd's default of 128 ops per txn is too small for that.
     '--max-txn-ops', '8192',
     '--max-request-bytes', String(8 * 1024 * 1024),
+    // Every namespace txn rewrites its fs's events key: keep an hour of history, not all of it.
+    '--auto-compaction-mode', 'periodic',
+    '--auto-compaction-retention', '1h',
     '--log-level', 'warn',
   ];
   const cluster = new EtcdCluster(members, dir, ownsDir, args, opts.bin ?? 'etcd');
