@@ -9,7 +9,7 @@ import {
   encodeReaddirEntry, InodeRec, isDir, readU64Value, S_IFMT, u64Value,
 } from './inode';
 import {
-  ALLOC_INO, allFsPrefix, allocKey, chunkKey, chunkPrefix, dentryKey, dentryPrefix, gcKey, gcPrefix, holdPrefix, inodeKey,
+  ALLOC_INO, ALLOC_VERSION, allFsPrefix, allocKey, chunkKey, chunkPrefix, dentryKey, dentryPrefix, gcKey, gcPrefix, holdPrefix, inodeKey,
   inodePrefix, keyName, keyU64, keyU64b, orphanKey, orphanPrefix, readdirKey, readdirPrefix, xattrPrefix,
 } from './keys';
 import { ROOT_INO } from './api';
@@ -180,9 +180,11 @@ async function checkFs(
     if (!inodes.has(ino)) issue('stale-holders', `open handles recorded for missing inode ${ino}`, ino);
   }
 
+  let maxVersion = 0;
   for (const e of await engine.range({ prefix: chunkPrefix(fsId) })) {
     const ino = keyU64(e.key);
     const c = decodeChunk(keyU64b(e.key), e.value);
+    maxVersion = Math.max(maxVersion, c.version);
     const rec = inodes.get(ino);
     if (!rec) {
       if (!purging.has(`${fsId}:${ino}`)) issue('stale-chunk', `chunk ${c.index} of missing inode ${ino}`, ino, () => fix.deletes.push(e.key));
@@ -204,6 +206,13 @@ async function checkFs(
   if (!hw || readU64Value(hw.value) <= maxIno) {
     issue('allocator', `inode allocator at ${hw ? readU64Value(hw.value) : 'missing'}, but inode ${maxIno} exists`, undefined, () =>
       fix.puts.push({ key: allocKey(fsId, ALLOC_INO), value: u64Value(maxIno + 1024) }));
+  }
+
+  // A version at or above the allocator would be handed out again and overwrite a live object.
+  const vhw = await engine.get(allocKey(fsId, ALLOC_VERSION));
+  if (!vhw || readU64Value(vhw.value) <= maxVersion) {
+    issue('allocator', `chunk version allocator at ${vhw ? readU64Value(vhw.value) : 'missing'}, but version ${maxVersion} is in use`, undefined, () =>
+      fix.puts.push({ key: allocKey(fsId, ALLOC_VERSION), value: u64Value(maxVersion + 1024) }));
   }
 
   if (fix.puts.length || fix.deletes.length) {
