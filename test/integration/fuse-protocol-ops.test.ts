@@ -1,5 +1,6 @@
 // The FUSE session against the real kernel: a MemFs mounted in a temp dir, driven through
 // ordinary syscalls (fs.promises, or a child process for calls Node lacks).
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -57,6 +58,15 @@ describeIf([whyNoFuse()], 'FUSE protocol: operations on a real mount', () => {
     expect(conn.passthrough).toBe(false);
     expect(m.session.connectionId).toBeGreaterThan(0);
     expect(m.session.opCounts().INIT).toBe(1);
+  });
+
+  it('clones the device fd onto the same connection', () => {
+    const fd = m.session.cloneDevice();
+    try {
+      expect(fs.fstatSync(fd).rdev).toBe(fs.statSync('/dev/fuse').rdev);
+    } finally {
+      fs.closeSync(fd);
+    }
   });
 
   it('stats the root as a directory', async () => {

@@ -135,6 +135,11 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
     void this.unmount();
   }
 
+  /** Another /dev/fuse fd on this connection (FUSE_DEV_IOC_CLONE), e.g. for a reader thread. The caller closes it. */
+  cloneDevice(): number {
+    return ffi.cloneDevice(this.fd);
+  }
+
   opCounts(): OpCounts {
     const out: Record<string, number> = {};
     this.counts.forEach((n, op) => { if (n > 0) out[opName(op)] = n; });
