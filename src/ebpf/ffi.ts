@@ -46,6 +46,7 @@ export interface LibBpf {
   bpf_map_get_next_key(fd: number, key: Buffer | null, next: Buffer): number;
   bpf_obj_get(path: string): number;
   bpf_prog_get_fd_by_id(id: number): number;
+  bpf_prog_get_next_id(start: number, next: number[]): number;
   bpf_obj_get_info_by_fd(fd: number, info: Buffer, len: number[]): number;
   libbpf_strerror(err: number, buf: Buffer, size: number): number;
   libbpf_num_possible_cpus(): number;
@@ -112,6 +113,7 @@ function bind(): void {
       'int bpf_map_get_next_key(int fd, const void *key, void *next_key)',
       'int bpf_obj_get(const char *path)',
       'int bpf_prog_get_fd_by_id(uint32_t id)',
+      'int bpf_prog_get_next_id(uint32_t start_id, _Out_ uint32_t *next_id)',
       'int bpf_obj_get_info_by_fd(int fd, void *info, _Inout_ uint32_t *len)',
       'int libbpf_strerror(int err, char *buf, size_t size)',
       'int libbpf_num_possible_cpus()',

@@ -7,7 +7,7 @@ import { opName } from '../fuse/protocol/opcodes';
 import { array, perCpu, struct, u32, u64, u8 } from './codecs';
 import { Collection } from './collection';
 import { libbpf } from './ffi';
-import { requireTracepoints } from './features';
+import { requireTracepoints, whyNoBpf } from './features';
 import { Link } from './link';
 import { BpfMap } from './map';
 import { bpfObjectPath } from './objects';
@@ -73,6 +73,8 @@ export class FuseTracer {
   /** Loads and attaches. Throws (BpfError, VerifierError, UnsupportedFeatureError) with the reason. */
   static open(opts: FuseTracerOptions = {}): FuseTracer {
     const t0 = performance.now();
+    const why = whyNoBpf();
+    if (why) throw new Error(why);
     requireTracepoints(['fuse/fuse_request_send', 'fuse/fuse_request_end']);
     const coll = Collection.load(opts.objectPath ?? bpfObjectPath('fuse_trace'));
     const links: Link[] = [];

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { struct, u32, u64 } from './codecs';
 import { Collection } from './collection';
-import { cgroup2Path, requireTracepoints } from './features';
+import { cgroup2Path, requireTracepoints, whyNoBpf } from './features';
 import { Link } from './link';
 import { BpfMap } from './map';
 import { bpfObjectPath } from './objects';
@@ -66,6 +66,8 @@ export class RtoTuner {
    * @param root pin directory (default KURVE_BPF_PIN_DIR or /sys/fs/bpf/kurve)
    */
   static open(root = pinDir()): RtoTuner {
+    const why = whyNoBpf();
+    if (why) throw new Error(`${why}: TCP RTO tuning loads BPF and pins maps under ${root}`);
     const dir = objectPinDir(OBJECT, root);
     if (!fs.existsSync(path.join(dir, 'rto_prefixes')) || !fs.existsSync(path.join(dir, 'rto_stats'))) {
       // Loading with pinMapsDir creates and pins the maps; no program needs to stay loaded.

@@ -24,6 +24,26 @@ export interface BpfStatus {
   readonly pinDir: string;
   readonly features: Features;
   readonly pins: PinStatus[];
+  /** Loaded programs with Kurve's program names, pinned or not (e.g. fuse_trace in `kurve up`). */
+  readonly programs: ProgInfo[];
+}
+
+/** Program names in bpf/*.bpf.c (the kernel keeps the first 15 characters). */
+export const KURVE_PROGRAMS = ['fuse_request_send', 'fuse_request_end', 'tcp_tune', 'tcp_retransmit'].map((n) => n.slice(0, 15));
+
+/** Every loaded program whose name is one of Kurve's. */
+export function kurvePrograms(): ProgInfo[] {
+  const out: ProgInfo[] = [];
+  const next = [0];
+  for (let id = 0, guard = 0; guard < 100_000; guard++) {
+    if (libbpf().bpf_prog_get_next_id(id, next) !== 0) break;
+    id = next[0];
+    const fd = libbpf().bpf_prog_get_fd_by_id(id);
+    if (fd < 0) continue; // unloaded meanwhile
+    const info = withFd(fd, objectInfo);
+    if (info.kind === 'prog' && KURVE_PROGRAMS.includes(info.prog.name)) out.push(info.prog);
+  }
+  return out;
 }
 
 function withFd<T>(fd: number, f: (fd: number) => T): T {
@@ -60,7 +80,7 @@ export function bpfStatus(root = pinDir()): BpfStatus {
       return { path: p, object, info, detail: `program ${info.prog.name}` };
     }));
   }
-  return { pinDir: root, features, pins };
+  return { pinDir: root, features, pins, programs: features.capBpf ? kurvePrograms() : [] };
 }
 
 /** Removes every Kurve pin (links first, which detaches them), leaving nothing behind. */

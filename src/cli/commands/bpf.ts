@@ -37,6 +37,9 @@ Examples:
         const what = p.error ?? (i?.kind === 'map' ? `map ${i.map.name} (${p.detail}, key ${i.map.keySize} B, value ${i.map.valueSize} B, max ${i.map.maxEntries}, id ${i.map.id})` : `${p.detail} (id ${i?.kind === 'link' ? i.link.id : '?'})`);
         process.stdout.write(`  ${p.path}: ${what}\n`);
       }
+      process.stdout.write('loaded Kurve programs (pinned or held by a running process):\n');
+      if (s.programs.length === 0) process.stdout.write('  (none)\n');
+      for (const p of s.programs) process.stdout.write(`  id ${p.id}: ${p.name} (type ${p.type}, tag ${p.tag})\n`);
     });
 
   bpf
