@@ -60,6 +60,13 @@ describe('dashboards/*.json', () => {
   });
 });
 
+describeIf([whyNoCommand('promtool')], 'dashboards/prometheus.yml', () => {
+  it('is a valid Prometheus configuration (promtool)', async () => {
+    const { stdout } = await execFileP('promtool', ['check', 'config', path.join(DASHBOARDS, 'prometheus.yml')]);
+    expect(stdout).toContain('SUCCESS');
+  });
+});
+
 interface PromAnswer {
   status: string;
   error?: string;
