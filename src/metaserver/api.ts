@@ -69,7 +69,7 @@ export interface DirEntry {
   readonly ino: Ino;
   /** File type bits (mode & S_IFMT). */
   readonly type: number;
-  /** Cookie to resume after this entry; stable while the directory changes. */
+  /** Cookie to resume after this entry; stable while the directory changes; always ≥ 3 (1, 2 are free for '.', '..'). */
   readonly cookie: number;
   /** Present when readdir was asked for attributes (READDIRPLUS). */
   readonly attr?: Attr;
