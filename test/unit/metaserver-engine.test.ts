@@ -47,3 +47,17 @@ describe('lmdb engine group commit', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe('lmdb engine bookkeeping', () => {
+  it('a range over everything shows only KV entries', async () => {
+    const dir = tempDir('kurve-eng-');
+    const e = new LmdbEngine({ path: dir });
+    try {
+      await e.txn({ puts: [{ key: Buffer.from('a'), value: Buffer.from('1') }] });
+      expect((await e.range({ start: Buffer.alloc(1) })).map((x) => x.key.toString())).toEqual(['a']);
+    } finally {
+      await e.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -109,6 +109,7 @@ export class LmdbEngine implements KvEngine {
     let n = 0;
     for (const { key, value } of this.db.getRange({ start, end, limit: fetch === Infinity ? undefined : fetch })) {
       const k = key as Buffer;
+      if (k[0] === 0 && k.equals(REV_KEY)) continue; // engine bookkeeping, not a KV entry
       out.set(k.toString('latin1'), { key: Buffer.from(k), value: (value as Buffer).subarray(8), modRevision: readU64(value as Buffer, 0) });
       if (++n >= fetch) break;
     }
