@@ -152,6 +152,8 @@ describeIf([whyNoBpf(), whyNoCommand('ip'), whyNoCli()], 'eBPF tcp_tune: SYN RTO
     expect(after).toBeGreaterThan(900);
     expect((await kurve('rto', 'clear', pair.subnet)).stdout).toContain('cleared 1 prefix');
     await expect(kurve('rto', 'clear', pair.subnet)).rejects.toMatchObject({ stderr: expect.stringMatching(/is not set/) });
+    const status = JSON.parse((await kurve('bpf', 'status', '--json')).stdout) as { pins: Array<{ path: string }> };
+    expect(status.pins.map((p) => path.basename(p.path)).sort()).toEqual(['rto_prefixes', 'rto_stats']);
     await kurve('bpf', 'unload');
     expect(listPins(pinRoot)).toEqual([]);
     expect(fs.existsSync(pinRoot)).toBe(false);

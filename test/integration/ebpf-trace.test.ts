@@ -119,6 +119,25 @@ describeIf([whyNoFuse(), whyNoBpf(), whyNoCommand('bpftrace'), whyNoCommand('ip'
     }
   }, 40_000);
 
+  it('Ctrl-C ends a long trace cleanly and still prints what was collected', async () => {
+    const child = spawn(process.execPath, [CLI, 'trace', 'fuse-latency', '--duration', '60s', '--json', '--mount', m!.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await new Promise((r) => setTimeout(r, 3_000)); // bpftrace compiles and attaches in ~1-2 s
+      const t0 = Date.now();
+      child.kill('SIGINT');
+      const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
+      expect(code).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      const res = JSON.parse(out) as { result: RecipeResult };
+      expect(res.result.kind === 'histograms' && res.result.rows.length > 0).toBe(true);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 30_000);
+
   it('fails clearly on an unknown recipe', async () => {
     await expect(run(process.execPath, [CLI, 'trace', 'nope'])).rejects.toMatchObject({ stderr: expect.stringMatching(/unknown recipe "nope"/) });
   });
