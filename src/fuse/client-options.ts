@@ -19,6 +19,8 @@ export interface ClientOptions {
   readonly cacheSize: number;
   /** Chunks fetched ahead of a sequential reader. */
   readonly readaheadChunks: number;
+  /** Kernel readahead of the mount (KiB, bdi read_ahead_kb; the INIT reply caps it at 1 MiB). */
+  readonly readaheadKb: number;
   /** Use FUSE passthrough for fully cached files (needs root and kernel 6.9+). */
   readonly passthrough: boolean;
   /** Also open writable handles of fully cached files in passthrough (whole-file upload at close). */
@@ -40,6 +42,7 @@ const DEFAULTS = {
   cacheDir: '',
   cacheSize: '10GiB',
   readaheadChunks: 4,
+  readaheadKb: 1024,
   passthrough: true,
   passthroughWrites: false,
   allowOther: false,
@@ -77,6 +80,7 @@ export function resolveMountOptions(src: MountOptionSources = {}, overrides: Par
     cacheDir: r.cacheDir || defaultCacheDir(),
     cacheSize: typeof r.cacheSize === 'number' ? r.cacheSize : parseSize(r.cacheSize),
     readaheadChunks: r.readaheadChunks,
+    readaheadKb: r.readaheadKb,
     passthrough: r.passthrough,
     passthroughWrites: r.passthroughWrites,
     allowOther: r.allowOther,

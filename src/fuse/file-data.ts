@@ -1,7 +1,7 @@
 // The client's data path: reads served from the local backing files (fetching missing chunks from
 // the datastore, with sequential readahead), writes into them tracked as dirty chunks, uploads of
 // dirty chunks as new immutable versions committed atomically in the metaserver (flush/fsync/close).
-import { Errno, FsError } from '../common/errno';
+import { Errno, FsError, toErrno } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import type { DataService } from '../datastore/api';
 import type { Attr, ChunkRef, MetaService } from '../metaserver/api';
@@ -117,7 +117,7 @@ export class FileData implements Evictor {
 
   async read(st: InodeData, offset: number, size: number, sequential: boolean): Promise<Buffer> {
     if (st.mapStale && st.ptHandles === 0) await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
-    const end = Math.min(offset + size, st.size);
+    let end = Math.min(offset + size, st.size);
     if (end <= offset) return Buffer.alloc(0);
     const cs = this.d.chunkSize;
     const first = Math.floor(offset / cs);
@@ -132,8 +132,23 @@ export class FileData implements Evictor {
         waits.push(this.fetch(st, i));
       }
     }
-    if (waits.length) await Promise.all(waits);
+    if (waits.length) {
+      try {
+        await Promise.all(waits);
+      } catch (err) {
+        // A chunk version we knew was replaced and collected (another client committed and the
+        // feed has not told us yet): reload the map once and retry.
+        if (toErrno(err) !== Errno.ENOENT) throw err;
+        st.mapStale = true;
+        await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
+        const retry: Promise<void>[] = [];
+        for (let i = first; i <= Math.min(last, st.chunkCount() - 1); i++) if (!st.isLocal(i)) retry.push(this.fetch(st, i));
+        await Promise.all(retry);
+      }
+    }
     if (sequential) this.readahead(st, last + 1);
+    end = Math.min(end, st.size);
+    if (end <= offset) return Buffer.alloc(0);
     const buf = Buffer.allocUnsafe(end - offset);
     const n = st.backing.read(buf, offset);
     // Past the backing file's end (a size raised by a truncate we already applied) reads as zeros.
