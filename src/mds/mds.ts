@@ -55,7 +55,7 @@ export interface MdsOptions {
 interface FsRecord { fsId: number; name: string; chunkSize: number; createdMs: number }
 interface ServerRecord { id: string; kind: ServerKind; address: string }
 interface SessionRecord { sessionId: string; fsId: number; client: string; mountpoint: string; createdMs: number }
-interface LiveSession extends SessionRecord { expiresMs: number; expired: boolean }
+interface LiveSession extends SessionRecord { expiresMs: number; expired: boolean; releasing?: Promise<void> }
 
 export class Mds implements MdsService {
   readonly leaseMs: number;
@@ -297,8 +297,16 @@ export class Mds implements MdsService {
     return [...this.sessions.values()].filter((s) => !s.expired).map((s) => this.info(s));
   }
 
-  /** Tells the metaservers, then forgets the session; on failure it is retried by the sweep. */
-  private async release(s: LiveSession): Promise<void> {
+  /**
+   * Tells the metaservers, then forgets the session; on failure it is retried by the sweep. An
+   * unmount racing with the sweep joins the release in progress instead of sending a second one.
+   */
+  private release(s: LiveSession): Promise<void> {
+    s.releasing ??= this.releaseOnce(s).finally(() => (s.releasing = undefined));
+    return s.releasing;
+  }
+
+  private async releaseOnce(s: LiveSession): Promise<void> {
     try {
       await this.hooks?.expireSession(s.sessionId);
     } catch (err) {

@@ -254,7 +254,7 @@ describe('datastore heartbeats', () => {
   it('registers with the MDS, stays healthy while beating, and turns unhealthy after it stops', async () => {
     const mdsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-dsh-mds-'));
     const dsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-dsh-ds-'));
-    const mds = await startMds({ listen: '127.0.0.1:0', dataDir: mdsDir, heartbeatMs: 100 });
+    const mds = await startMds({ listen: '127.0.0.1:0', dataDir: mdsDir, heartbeatMs: 250 });
     let ds: Datastore | undefined;
     try {
       ds = await startDatastore({ listen: '127.0.0.1:0', dir: dsDir, mds: mds.address });

@@ -50,7 +50,7 @@ describe('MDS over gRPC', () => {
   beforeAll(async () => {
     const dir = tmp('kurve-mdsg-');
     dirs.push(dir);
-    server = await startMds({ listen: '127.0.0.1:0', dataDir: dir, token: TOKEN, leaseMs: 400, heartbeatMs: 100, sweepMs: 20 });
+    server = await startMds({ listen: '127.0.0.1:0', dataDir: dir, token: TOKEN, leaseMs: 800, heartbeatMs: 200, sweepMs: 20 });
     client = new MdsClient(server.address, { token: TOKEN, budgetMs: 3000 });
   });
   afterAll(async () => {
@@ -126,13 +126,16 @@ describe('MDS over gRPC', () => {
 
   it('mount, keepalive, unmount and lease expiry over gRPC', async () => {
     const m = await client.mount('vol-a', 'host:1', '/mnt/a');
-    expect(m.leaseMs).toBe(400);
+    expect(m.leaseMs).toBe(800);
     const lost = await client.mount('vol-a', 'host:2', '/mnt/b');
-    for (let i = 0; i < 8; i++) {
+    const start = Date.now();
+    let ids = [lost.session.sessionId];
+    while (ids.includes(lost.session.sessionId) && Date.now() - start < 5000) {
       await client.keepalive(m.session.sessionId);
       await new Promise((r) => setTimeout(r, 100));
+      ids = (await client.listSessions()).map((s) => s.sessionId);
     }
-    const ids = (await client.listSessions()).map((s) => s.sessionId);
+    expect(Date.now() - start).toBeGreaterThanOrEqual(800);
     expect(ids).toContain(m.session.sessionId);
     expect(ids).not.toContain(lost.session.sessionId);
     expect((await failure(client.keepalive(lost.session.sessionId)) as FsError).errno).toBe(Errno.ENOENT);
@@ -174,7 +177,7 @@ describe('MDS with a real metaserver (gRPC hooks)', () => {
   it('creates roots on the metaserver (also for file systems made before it joined) and releases expired sessions there', async () => {
     const mdsDir = tmp('kurve-mdsm-');
     const metaDir = tmp('kurve-mdsm-meta-');
-    const mds = await startMds({ listen: '127.0.0.1:0', dataDir: mdsDir, leaseMs: 300, heartbeatMs: 100, sweepMs: 20 });
+    const mds = await startMds({ listen: '127.0.0.1:0', dataDir: mdsDir, leaseMs: 500, heartbeatMs: 250, sweepMs: 20 });
     let meta: Awaited<ReturnType<typeof startMetaserver>> | undefined;
     let mc: MetaClient | undefined;
     const client = new MdsClient(mds.address, { budgetMs: 3000 });
@@ -196,7 +199,7 @@ describe('MDS with a real metaserver (gRPC hooks)', () => {
       await mc.openInode(late.fsId, file.ino, s.session.sessionId);
       expect((await mc.unlink(late.fsId, 1, Buffer.from('held'), caller)).orphaned).toBe(true);
       expect((await mc.getattr(late.fsId, file.ino)).nlink).toBe(0);
-      expect(await until(async () => (await client.listSessions()).length === 0, 3000)).toBe(true);
+      expect(await until(async () => (await client.listSessions()).length === 0, 5000)).toBe(true);
       const gone = await mc.getattr(late.fsId, file.ino).then(() => undefined, (e: unknown) => e);
       expect((gone as FsError).errno).toBe(Errno.ENOENT);
       expect(mds.mds.registered('metaserver')).toBe(1);

@@ -93,8 +93,11 @@ describe('Mds', () => {
   let hooks: RecordingHooks;
   let election: SwitchableElection;
 
+  // Short enough to keep the suite fast, long enough that a loaded 2-core machine's event-loop
+  // stalls do not expire a session that is being kept alive.
+  const LEASE = 800;
   const open = (o: { leaseMs?: number; heartbeatMs?: number } = {}) =>
-    Mds.open({ store, hooks, election, leaseMs: o.leaseMs ?? 300, heartbeatMs: o.heartbeatMs ?? 100, sweepMs: 20 });
+    Mds.open({ store, hooks, election, leaseMs: o.leaseMs ?? LEASE, heartbeatMs: o.heartbeatMs ?? 200, sweepMs: 20 });
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-mds-'));
@@ -177,8 +180,8 @@ describe('Mds', () => {
       await mds.register('metaserver', 'm1', '127.0.0.1:7002');
       expect(mds.healthy('datastore').sort()).toEqual(['127.0.0.1:7003', '127.0.0.1:7004']);
       expect((await mds.listServers()).map((s) => `${s.kind}/${s.id}`)).toEqual(['datastore/d1', 'datastore/d2', 'metaserver/m1']);
-      // d1 keeps beating, d2 stops: after 3 × 100 ms only d1 is healthy.
-      const end = Date.now() + 450;
+      // d1 keeps beating, d2 stops: after 3 × 200 ms only d1 is healthy.
+      const end = Date.now() + 800;
       while (Date.now() < end) {
         await mds.heartbeat('datastore', 'd1', '127.0.0.1:7003');
         await new Promise((r) => setTimeout(r, 40));
@@ -223,7 +226,7 @@ describe('Mds', () => {
       expect(m.fs.name).toBe('vol');
       expect(m.metaservers).toEqual(['127.0.0.1:7002']);
       expect(m.datastores).toEqual(['127.0.0.1:7003']);
-      expect(m.leaseMs).toBe(300);
+      expect(m.leaseMs).toBe(LEASE);
       expect(m.session.expiresMs).toBeGreaterThan(Date.now());
       expect((await mds.listSessions()).map((s) => s.sessionId)).toEqual([m.session.sessionId]);
       expect(await errnoOf(mds.mount('missing', 'h', '/m'))).toBe(Errno.ENOENT);
@@ -233,12 +236,14 @@ describe('Mds', () => {
       await mds.createFs('vol', 0);
       const kept = await mds.mount('vol', 'a', '/a');
       const lost = await mds.mount('vol', 'b', '/b');
-      const end = Date.now() + 700;
-      while (Date.now() < end) {
+      const start = Date.now();
+      // Renew `kept` until `lost` (never renewed) has expired, and for a while longer.
+      while (Date.now() - start < 5000 && (hooks.expired.length === 0 || Date.now() - start < 2 * LEASE)) {
         const s = await mds.keepalive(kept.session.sessionId);
         expect(s.expiresMs).toBeGreaterThan(Date.now());
         await new Promise((r) => setTimeout(r, 50));
       }
+      expect(Date.now() - start).toBeGreaterThanOrEqual(LEASE);
       expect(hooks.expired).toEqual([lost.session.sessionId]);
       expect((await mds.listSessions()).map((s) => s.sessionId)).toEqual([kept.session.sessionId]);
       const e = await failure(mds.keepalive(lost.session.sessionId));
@@ -251,7 +256,7 @@ describe('Mds', () => {
       await mds.createFs('vol', 0);
       hooks.failExpire = 3;
       const m = await mds.mount('vol', 'a', '/a');
-      expect(await until(() => hooks.expired.length === 1, 3000)).toBe(true);
+      expect(await until(() => hooks.expired.length === 1, 5000)).toBe(true);
       expect(hooks.expired).toEqual([m.session.sessionId]);
       expect(hooks.failExpire).toBe(0);
     });
@@ -288,7 +293,7 @@ describe('Mds', () => {
       expect(e).toBeInstanceOf(RpcError);
       expect((e as RpcError).status).toBe(grpc.status.UNAVAILABLE);
       expect((e as RpcError).trailers?.[LEADER_METADATA_KEY]).toBe('10.0.0.9:6701');
-      await new Promise((r) => setTimeout(r, 500)); // > lease: a follower must not expire anything
+      await new Promise((r) => setTimeout(r, LEASE + 200)); // > lease: a follower must not expire anything
       expect(hooks.expired).toEqual([]);
       election.set(true);
       expect(await until(async () => (await mds.listSessions()).length === 1, 1000)).toBe(true);
