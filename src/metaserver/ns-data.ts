@@ -10,7 +10,8 @@ import type { Tx } from './txn';
 
 /** Largest file size: 2^53 - 1 bytes would do, but keep index × chunkSize exact and sane. */
 export const MAX_FILE_SIZE = 2 ** 50;
-export const MAX_CHUNKS_PER_COMMIT = 1024;
+/** Chunks per commit: 256 GiB of 4 MiB chunks (a client commits every dirty chunk of a file at once). */
+export const MAX_CHUNKS_PER_COMMIT = 65536;
 
 export function requireRegular(rec: InodeRec, what: string): void {
   if (isDir(rec.mode)) throw fsError('EISDIR', `${what}: inode ${rec.ino} is a directory`);
