@@ -23,7 +23,7 @@ const traceOverhead: Benchmark = {
       const m = await env.kurve({ timeoutsZero: true, bpf });
       const file = path.join(m.mountpoint, 'trace-overhead');
       if (!fs.existsSync(file)) fs.writeFileSync(file, 'x');
-      const r = await env.drive({ op: 'stat', file, seconds });
+      const r = await env.drive({ op: 'stat', file, seconds, warmupSeconds: 0.5 });
       return r.ops / r.seconds;
     };
     const on = await cell(async () => {
