@@ -87,6 +87,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.stderr.write(`bench: ${(err as Error)?.message ?? String(err)}\n`);
   process.exit(1);
 });
