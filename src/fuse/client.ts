@@ -69,7 +69,18 @@ export async function mountKurve(d: ClientDeps): Promise<KurveMount> {
   }
   const connectionId = session.connectionId;
   raiseReadahead(connectionId, opts.readaheadKb);
-  const { tracer, why } = await startTracer(opts, connectionId);
+  let traced: { tracer?: Tracer; why?: string };
+  try {
+    traced = await startTracer(opts, connectionId);
+  } catch (err) {
+    // --require-bpf: no mount without the tracer.
+    await session.unmount().catch(() => undefined);
+    kfs.coherence.close();
+    kfs.dataPath.close();
+    cache.close();
+    throw err;
+  }
+  const { tracer, why } = traced;
   let closing: Promise<void> | undefined;
   const cleanup = async (): Promise<void> => {
     try {
