@@ -32,7 +32,7 @@ struct rto_val {
 };
 
 struct rto_stats {
-	__u64 syn_tuned;    /* connections whose SYN RTO we set */
+	__u64 syn_tuned;    /* connections whose SYN RTO we set (first TIMEOUT_INIT only) */
 	__u64 rto_min_set;  /* established connections whose minimum RTO we lowered */
 	__u64 syn_retrans;  /* retransmits in SYN_SENT */
 	__u64 data_retrans; /* other retransmits */
@@ -109,7 +109,9 @@ int tcp_tune(struct bpf_sock_ops *skops)
 		if (!v || !v->syn_rto_ms)
 			break;
 		st = stats_of(v);
-		if (st)
+		/* TIMEOUT_INIT runs again for each linear-backoff SYN retransmit
+		 * (tcp_syn_linear_timeouts): count a connection only on its first call. */
+		if (st && skops->total_retrans == 0)
 			__sync_fetch_and_add(&st->syn_tuned, 1);
 		/* The reply is in jiffies; round up so 1 ms never becomes 0 (= kernel default). */
 		skops->reply = ((__u64)v->syn_rto_ms * CONFIG_HZ + 999) / 1000;

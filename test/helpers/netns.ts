@@ -76,8 +76,11 @@ const buf = Buffer.alloc(2048);
 for (;;) {
   const n = Number(recv(fd, buf, buf.length, 0));
   const t = process.hrtime.bigint();
-  if (n < 54 || buf.readUInt16BE(12) !== 0x0800 || buf[23] !== 6) continue;
-  const tcp = 14 + (buf[14] & 0xf) * 4;
+  const type = buf.readUInt16BE(12);
+  let tcp;
+  if (type === 0x0800 && n >= 54 && buf[23] === 6) tcp = 14 + (buf[14] & 0xf) * 4;
+  else if (type === 0x86dd && n >= 74 && buf[20] === 6) tcp = 54; // no extension headers on a SYN here
+  else continue;
   const flags = buf[tcp + 13];
   if (!(flags & 0x02)) continue;
   console.log(JSON.stringify({ t: t.toString(), sport: buf.readUInt16BE(tcp), dport: buf.readUInt16BE(tcp + 2), ack: (flags & 0x10) !== 0 }));
@@ -108,6 +111,10 @@ export class NetnsPair {
   readonly clientIp: string;
   readonly serverIp: string;
   readonly subnet: string;
+  /** The same pair over IPv6 (fd77:<octet>::1 and ::2), addresses added without DAD. */
+  readonly clientIp6: string;
+  readonly serverIp6: string;
+  readonly subnet6: string;
   private serverMac = '';
   private readonly children = new Set<ChildProcess>();
 
@@ -117,6 +124,9 @@ export class NetnsPair {
     this.subnet = `10.${octet}.77.0/24`;
     this.clientIp = `10.${octet}.77.1`;
     this.serverIp = `10.${octet}.77.2`;
+    this.subnet6 = `fd77:${octet.toString(16)}::/64`;
+    this.clientIp6 = `fd77:${octet.toString(16)}::1`;
+    this.serverIp6 = `fd77:${octet.toString(16)}::2`;
   }
 
   setUp(): void {
@@ -125,6 +135,8 @@ export class NetnsPair {
     ip('-n', this.client, 'link', 'add', 'kc', 'type', 'veth', 'peer', 'name', 'ks', 'netns', this.server);
     ip('-n', this.client, 'addr', 'add', `${this.clientIp}/24`, 'dev', 'kc');
     ip('-n', this.server, 'addr', 'add', `${this.serverIp}/24`, 'dev', 'ks');
+    ip('-n', this.client, 'addr', 'add', `${this.clientIp6}/64`, 'dev', 'kc', 'nodad');
+    ip('-n', this.server, 'addr', 'add', `${this.serverIp6}/64`, 'dev', 'ks', 'nodad');
     for (const [ns, dev] of [[this.client, 'kc'], [this.server, 'ks']]) {
       ip('-n', ns, 'link', 'set', dev, 'up');
       ip('-n', ns, 'link', 'set', 'lo', 'up');
@@ -134,10 +146,10 @@ export class NetnsPair {
   }
 
   blackhole(): void {
-    ip('-n', this.client, 'neigh', 'replace', this.serverIp, 'lladdr', '02:00:00:00:be:ef', 'dev', 'kc', 'nud', 'permanent');
+    for (const addr of [this.serverIp, this.serverIp6]) ip('-n', this.client, 'neigh', 'replace', addr, 'lladdr', '02:00:00:00:be:ef', 'dev', 'kc', 'nud', 'permanent');
   }
   restore(): void {
-    ip('-n', this.client, 'neigh', 'replace', this.serverIp, 'lladdr', this.serverMac, 'dev', 'kc', 'nud', 'permanent');
+    for (const addr of [this.serverIp, this.serverIp6]) ip('-n', this.client, 'neigh', 'replace', addr, 'lladdr', this.serverMac, 'dev', 'kc', 'nud', 'permanent');
   }
 
   /** Starts a child process in a namespace (optionally inside a cgroup); killed by tearDown. */
@@ -172,7 +184,7 @@ export class NetnsPair {
 
   /** A listener in the server namespace; resolves with its port. */
   async listen(): Promise<number> {
-    const js = `const s = require('net').createServer((c) => c.pipe(c)); s.listen(0, '${this.serverIp}', () => console.log(s.address().port));`;
+    const js = `const s = require('net').createServer((c) => c.pipe(c)); s.listen(0, '::', () => console.log(s.address().port));`;
     const child = this.spawnIn(this.server, [process.execPath, '-e', js]);
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('listener did not start within 5 s')), 5000);
@@ -184,8 +196,8 @@ export class NetnsPair {
   }
 
   /** One connect from the client namespace (inside `cgroup`), started now; resolves when it ends. */
-  connect(port: number, timeoutMs: number, cgroup?: TestCgroup): { child: ChildProcess; result: Promise<ConnectResult> } {
-    const child = this.spawnIn(this.client, [process.execPath, '-e', CONNECT_JS, this.serverIp, String(port), String(timeoutMs)], cgroup);
+  connect(port: number, timeoutMs: number, cgroup?: TestCgroup, host = this.serverIp): { child: ChildProcess; result: Promise<ConnectResult> } {
+    const child = this.spawnIn(this.client, [process.execPath, '-e', CONNECT_JS, host, String(port), String(timeoutMs)], cgroup);
     const result = new Promise<ConnectResult>((resolve, reject) => {
       let out = '';
       let err = '';

@@ -63,10 +63,10 @@ describeIf([whyNoBpf(), whyNoCommand('ip'), whyNoCli()], 'eBPF tcp_tune: SYN RTO
   }
 
   /** ms between the first SYN and its first retransmission, through a blackholed neighbour. */
-  async function firstRetransmitMs(): Promise<number> {
+  async function firstRetransmitMs(host = pair.serverIp): Promise<number> {
     pair.blackhole();
     const start = process.hrtime.bigint();
-    const c = pair.connect(port, 10_000, cg);
+    const c = pair.connect(port, 10_000, cg, host);
     c.result.catch(() => undefined);
     try {
       const syns = await waitSyns(start, 2, 3_000);
@@ -127,6 +127,17 @@ describeIf([whyNoBpf(), whyNoCommand('ip'), whyNoCli()], 'eBPF tcp_tune: SYN RTO
     expect(measured.tunedFirstRetransmitMs).toBeLessThan(250);
     measured.tunedLostSynConnectMs = await connectThroughLostSynMs();
     expect(measured.tunedLostSynConnectMs).toBeLessThan(400);
+  }, 20_000);
+
+  it('tunes IPv6 prefixes too', async () => {
+    await kurve('rto', 'set', pair.subnet6, '--syn-rto', '300ms');
+    measured.tunedV6FirstRetransmitMs = await firstRetransmitMs(pair.serverIp6);
+    expect(measured.tunedV6FirstRetransmitMs).toBeGreaterThan(225);
+    expect(measured.tunedV6FirstRetransmitMs).toBeLessThan(375);
+    const { stdout } = await kurve('rto', 'list', '--json');
+    const e = (JSON.parse(stdout) as { prefixes: Array<{ prefix: string; stats: Record<string, number> }> }).prefixes.find((p) => p.prefix === pair.subnet6)!;
+    expect(e.stats.synTuned).toBe(1);
+    expect(e.stats.synRetrans).toBeGreaterThanOrEqual(1);
   }, 20_000);
 
   it('`kurve rto list` counts tuned connections, SYN retransmits and RTT', async () => {
