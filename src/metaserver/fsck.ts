@@ -86,6 +86,7 @@ async function checkFs(
   const subdirs = new Map<number, number>();
   const dirParent = new Map<number, number>();
   const maxCookie = new Map<number, number>();
+  const children = new Map<number, number[]>();
   const dentries = await engine.range({ prefix: dentryPrefix(fsId) });
   report.dentries += dentries.length;
   const readdir = new Map<string, { ino: number; type: number; name: Buffer }>();
@@ -118,6 +119,9 @@ async function checkFs(
     readdir.delete(rkey);
     maxCookie.set(parent, Math.max(maxCookie.get(parent) ?? 0, d.cookie));
     links.set(d.ino, (links.get(d.ino) ?? 0) + 1);
+    let kids = children.get(parent);
+    if (!kids) children.set(parent, (kids = []));
+    kids.push(d.ino);
     if (isDir(child.mode)) {
       subdirs.set(parent, (subdirs.get(parent) ?? 0) + 1);
       dirParent.set(d.ino, parent);
@@ -136,6 +140,20 @@ async function checkFs(
     const h = JSON.parse(e.value.toString()) as Record<string, number>;
     held.set(keyU64(e.key), Object.keys(h).length);
   }
+  // Everything linked must hang off the root: a directory cycle has link counts that look fine.
+  const reachable = new Set<number>([ROOT_INO]);
+  for (const queue = [ROOT_INO]; queue.length > 0;) {
+    for (const c of children.get(queue.pop()!) ?? []) {
+      if (!reachable.has(c)) {
+        reachable.add(c);
+        queue.push(c);
+      }
+    }
+  }
+  for (const ino of links.keys()) {
+    if (!reachable.has(ino) && inodes.has(ino)) issue('detached', `inode ${ino} is linked but not reachable from the root (directory cycle?)`, ino);
+  }
+
   let maxIno = 0;
   for (const [ino, rec] of inodes) {
     maxIno = Math.max(maxIno, ino);
@@ -150,6 +168,7 @@ async function checkFs(
         issue('unreachable-inode', `directory ${ino} has no entry in any directory`, ino, () => purge(ino));
         continue;
       }
+      if (n > 1) issue('dir-links', `directory ${ino} has ${n} entries pointing to it (one allowed)`, ino);
       if (rec.nlink !== want) issue('dir-nlink', `directory ${ino}: nlink ${rec.nlink}, expected ${want}`, ino, save((r) => (r.nlink = want)));
       const parent = ino === ROOT_INO ? ROOT_INO : dirParent.get(ino);
       if (parent !== undefined && rec.parent !== parent) issue('dir-parent', `directory ${ino}: '..' is ${rec.parent}, expected ${parent}`, ino, save((r) => (r.parent = parent)));

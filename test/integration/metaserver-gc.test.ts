@@ -137,4 +137,17 @@ describe('metaserver chunk GC with a real datastore', () => {
     expect((await t.ns.getattr(fsId, f.ino)).nlink).toBe(1);
     expect(await errOf(t.ns.lookup(fsId, ROOT_INO, Buffer.from('ghost')))).toBe('ENOENT');
   });
+
+  it('fsck finds a directory cycle detached from the root', async () => {
+    const fsId = await t.newFs();
+    const a = await t.ns.mkdir(fsId, ROOT_INO, Buffer.from('a'), 0o755, C);
+    const b = await t.ns.mkdir(fsId, a.ino, Buffer.from('b'), 0o755, C);
+    // Move a's entry from the root into b by hand: a and b now only reach each other.
+    const d = (await t.engine.get(dentryKey(fsId, ROOT_INO, Buffer.from('a'))))!;
+    await t.engine.txn({ deletes: [dentryKey(fsId, ROOT_INO, Buffer.from('a'))], puts: [{ key: dentryKey(fsId, b.ino, Buffer.from('a')), value: d.value }] });
+    const kinds = (await fsck(t.engine)).issues.filter((i) => i.fsId === fsId).map((i) => i.kind);
+    expect(kinds).toContain('detached');
+    await t.engine.txn({ deletes: [dentryKey(fsId, b.ino, Buffer.from('a'))], puts: [{ key: dentryKey(fsId, ROOT_INO, Buffer.from('a')), value: d.value }] });
+    expect((await fsck(t.engine)).issues).toEqual([]);
+  });
 });
