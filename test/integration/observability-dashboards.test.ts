@@ -138,9 +138,9 @@ describeIf(reasons, 'dashboards against a live Prometheus', () => {
   const logOf = (name: string): string => {
     try { return fs.readFileSync(path.join(tmp, `${name}.log`), 'utf8').split('\n').slice(-15).join('\n'); } catch { return ''; }
   };
-  const start = (name: string, cmd: string, args: string[]): ChildProcess => {
+  const start = (name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess => {
     const fd = fs.openSync(path.join(tmp, `${name}.log`), 'a');
-    const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
+    const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
     fs.closeSync(fd);
     return child;
   };
@@ -151,7 +151,20 @@ describeIf(reasons, 'dashboards against a live Prometheus', () => {
     fs.mkdirSync(mnt);
     listen = `127.0.0.1:${await freePort()}`;
     metrics = `127.0.0.1:${await freePort()}`;
-    up = start('up', process.execPath, [CLI, 'up', mnt, '--data', path.join(tmp, 'data'), '--listen', listen, '--metrics', metrics, ...(bpf ? ['--require-bpf'] : ['--no-bpf'])]);
+    if (bpf) {
+      // RTO tuning for loopback in this test's own pin dir, applied to a cgroup holding only
+      // Prometheus: its scrapes are the tuned connections (SYN RTO, min RTO, RTT samples) the
+      // kernel dashboard shows. kurve up gets the same pin dir, so if it exports kurve_tcp_*
+      // itself, it reports these settings.
+      const suffix = `kurve-obs-${process.pid}-${Date.now().toString(36)}`;
+      pinRoot = path.join('/sys/fs/bpf', suffix);
+      const { cgroup2Path } = await import('../../src/ebpf/features');
+      cgroup = path.join(cgroup2Path() ?? '/sys/fs/cgroup', suffix);
+      fs.mkdirSync(cgroup);
+      await kurve('rto', 'set', '127.0.0.0/8', '--syn-rto', '200ms', '--rto-min', '20ms', '--pin-dir', pinRoot);
+      await kurve('rto', 'attach', '--cgroup', cgroup, '--pin-dir', pinRoot);
+    }
+    up = start('up', process.execPath, [CLI, 'up', mnt, '--data', path.join(tmp, 'data'), '--listen', listen, '--metrics', metrics, ...(bpf ? ['--require-bpf'] : ['--no-bpf'])], pinRoot ? { KURVE_BPF_PIN_DIR: pinRoot } : {});
     let exited = false;
     up.once('exit', () => { exited = true; });
     if (!(await waitFor(() => exited || isMounted(mnt), 30_000)) || exited) throw new Error(`kurve up did not mount:\n${logOf('up')}`);
@@ -170,28 +183,17 @@ describeIf(reasons, 'dashboards against a live Prometheus', () => {
     }
 
     const targets = [metrics];
-    if (bpf) {
-      // RTO tuning for loopback, applied to a cgroup holding only Prometheus: its scrapes are
-      // the tuned connections (SYN RTO, min RTO, RTT samples) the kernel dashboard shows.
-      const suffix = `kurve-obs-${process.pid}-${Date.now().toString(36)}`;
-      pinRoot = path.join('/sys/fs/bpf', suffix);
-      const { cgroup2Path } = await import('../../src/ebpf/features');
-      cgroup = path.join(cgroup2Path() ?? '/sys/fs/cgroup', suffix);
-      fs.mkdirSync(cgroup);
-      await kurve('rto', 'set', '127.0.0.0/8', '--syn-rto', '200ms', '--rto-min', '20ms', '--pin-dir', pinRoot);
-      await kurve('rto', 'attach', '--cgroup', cgroup, '--pin-dir', pinRoot);
-      // kurve up does not export kurve_tcp_* itself (yet): host registerTcpTuneMetrics() in a
-      // small exporter process, exactly as a Kurve process would.
-      if (!(await fetchText(`http://${metrics}/metrics`)).includes('kurve_tcp_syn_rto_seconds')) {
-        const exporterAddr = `127.0.0.1:${await freePort()}`;
-        tcpExporter = start('tcp-exporter', process.execPath, ['-e', [
-          `require(${JSON.stringify(path.join(DIST, 'src/top/tcp-metrics.js'))}).registerTcpTuneMetrics(undefined, ${JSON.stringify(pinRoot)});`,
-          `require(${JSON.stringify(path.join(DIST, 'src/common/metrics.js'))}).startMetricsServer(${JSON.stringify(exporterAddr)});`,
-        ].join('\n')]);
-        const ok = await waitFor(async () => { try { await fetchText(`http://${exporterAddr}/metrics`, 500); return true; } catch { return false; } }, 10_000, 100);
-        if (!ok) throw new Error(`tcp exporter did not start:\n${logOf('tcp-exporter')}`);
-        targets.push(exporterAddr);
-      }
+    // Until kurve up hosts registerTcpTuneMetrics() itself, a small exporter process does, exactly
+    // as a Kurve process would, over the same pins.
+    if (pinRoot && !/^kurve_tcp_syn_rto_seconds\{prefix="127\.0\.0\.0\/8"\} /m.test(await fetchText(`http://${metrics}/metrics`))) {
+      const exporterAddr = `127.0.0.1:${await freePort()}`;
+      tcpExporter = start('tcp-exporter', process.execPath, ['-e', [
+        `require(${JSON.stringify(path.join(DIST, 'src/top/tcp-metrics.js'))}).registerTcpTuneMetrics(undefined, ${JSON.stringify(pinRoot)});`,
+        `require(${JSON.stringify(path.join(DIST, 'src/common/metrics.js'))}).startMetricsServer(${JSON.stringify(exporterAddr)});`,
+      ].join('\n')]);
+      const ok = await waitFor(async () => { try { await fetchText(`http://${exporterAddr}/metrics`, 500); return true; } catch { return false; } }, 10_000, 100);
+      if (!ok) throw new Error(`tcp exporter did not start:\n${logOf('tcp-exporter')}`);
+      targets.push(exporterAddr);
     }
 
     const promPort = await freePort();
