@@ -34,10 +34,11 @@ struct inflight_val {
 	__u32 pad;
 };
 
-/* Filled by the loader with the connections of Kurve mounts; other FUSE mounts share the host. */
+/* Filled by the loader with the connections of Kurve mounts; other FUSE mounts share the host.
+ * 16 mounts per process x ~53 opcodes fits the 1024 stats entries below (preallocated per CPU). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
+	__uint(max_entries, 16);
 	__type(key, __u32);
 	__type(value, __u8);
 } connections SEC(".maps");

@@ -88,8 +88,9 @@ export class FuseTracer {
     }
   }
 
-  /** Starts counting requests of this connection (see connectionIdOf). */
+  /** Starts counting requests of this connection (see connectionIdOf). At most 16 per tracer. */
   addConnection(connId: number): void {
+    if (!Number.isInteger(connId) || connId <= 0 || connId > 0xffffffff) throw new RangeError(`invalid FUSE connection id ${connId}`);
     this.conns.set(connId, 1);
     this.tracked.add(connId);
   }

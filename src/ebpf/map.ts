@@ -146,4 +146,8 @@ export class BpfMap<K, V> {
     this.closed = true;
     if (this.ownsFd) libC().close(this.fd);
   }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
 }

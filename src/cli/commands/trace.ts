@@ -60,6 +60,9 @@ Examples:
       const { runBpftrace, whyNoBpftrace } = await import('../../ebpf/bpftrace');
       const why = whyNoBpftrace();
       if (why) throw new Error(why);
+      // bpftrace reads tracepoint formats from tracefs; some systems boot without it mounted.
+      const { ensureTracefs } = await import('../../ebpf/features');
+      ensureTracefs();
       let connection: number | undefined;
       if (o.mount) {
         const { connectionIdOf } = await import('../../ebpf/fuse-tracer');
