@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
-import { fsError } from '../common/errno';
+import { Errno, ErrnoName, fsError, FsError } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import { counter, gauge } from '../common/metrics';
 import { ChunkKey, DataService, DataStats } from './api';
@@ -49,6 +49,30 @@ export function validateKey(key: ChunkKey | undefined): asserts key is ChunkKey 
     if (!Number.isSafeInteger(v) || v < 0 || (f === 'fsId' && v > MAX_U32)) {
       throw fsError('EINVAL', `invalid chunk key: ${f} must be a non-negative integer, got ${String(v)}`);
     }
+  }
+}
+
+/** A Node fs error (ENOSPC, EACCES, EMFILE…) as an FsError with the same errno and some context. */
+function ioError(err: unknown, what: string): unknown {
+  if (err instanceof FsError) return err;
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (typeof code === 'string' && code in Errno) return new FsError(Errno[code as ErrnoName], `${what}: ${(err as Error).message}`);
+  return err;
+}
+
+/**
+ * writev() may write less than asked (a full disk gives a short write, not an error): keep
+ * writing the rest until done or until the file system refuses with a real error (ENOSPC).
+ */
+async function writeFully(fh: fs.promises.FileHandle, bufs: Buffer[]): Promise<void> {
+  const total = bufs.reduce((n, b) => n + b.length, 0);
+  let done = (await fh.writev(bufs)).bytesWritten;
+  if (done === total) return;
+  const all = Buffer.concat(bufs);
+  while (done < total) {
+    const { bytesWritten } = await fh.write(all, done, total - done, done);
+    if (bytesWritten === 0) throw fsError('EIO', 'write made no progress');
+    done += bytesWritten;
   }
 }
 
@@ -126,6 +150,12 @@ export class ChunkStore implements DataService {
   /** Stores the object atomically. `crc` (CRC32C of data, from the writer) is checked when given. */
   async put(key: ChunkKey, data: Buffer, crc?: number): Promise<void> {
     validateKey(key);
+    return this.putObject(key, data, crc).catch((err: unknown) => {
+      throw ioError(err, `writing chunk ${formatKey(key)}`);
+    });
+  }
+
+  private async putObject(key: ChunkKey, data: Buffer, crc?: number): Promise<void> {
     if (data.length > this.maxObjectBytes) {
       throw fsError('EINVAL', `object of ${data.length} bytes exceeds the limit of ${this.maxObjectBytes} bytes`);
     }
@@ -139,7 +169,7 @@ export class ChunkStore implements DataService {
     const tmp = path.join(this.tmp, `${randomBytes(8).toString('hex')}.tmp`);
     const fh = await fs.promises.open(tmp, 'wx', 0o644);
     try {
-      await fh.writev([header, data]);
+      await writeFully(fh, [header, data]);
       if (this.sync) await fh.sync();
     } catch (err) {
       await fh.close();
@@ -188,6 +218,12 @@ export class ChunkStore implements DataService {
   /** get() that also tells the object's whole length. */
   async read(key: ChunkKey, offset = 0, length = -1): Promise<{ data: Buffer; objectLength: number }> {
     validateKey(key);
+    return this.readObject(key, offset, length).catch((err: unknown) => {
+      throw ioError(err, `reading chunk ${formatKey(key)}`);
+    });
+  }
+
+  private async readObject(key: ChunkKey, offset: number, length: number): Promise<{ data: Buffer; objectLength: number }> {
     if (!Number.isSafeInteger(offset) || offset < 0) throw fsError('EINVAL', `invalid offset ${offset}`);
     if (!Number.isSafeInteger(length) || length < -1) throw fsError('EINVAL', `invalid length ${length}`);
     let fh: fs.promises.FileHandle;

@@ -7,6 +7,8 @@ import { Errno, FsError } from '../../src/common/errno';
 import { ChunkKey } from '../../src/datastore/api';
 import { BLOCK_BYTES, HEADER_BYTES } from '../../src/datastore/chunk-format';
 import { ChunkStore } from '../../src/datastore/chunk-store';
+import { describeIf, whyNotRoot } from '../helpers/privileged';
+import { execFileSync } from 'node:child_process';
 
 const MiB = 1024 * 1024;
 
@@ -207,5 +209,30 @@ describe('ChunkStore', () => {
     }
     expect(st.objects).toBe(files);
     expect(st.usedBytes).toBe(bytes);
+  });
+});
+
+describeIf([whyNotRoot()], 'ChunkStore on a full file system', () => {
+  it('reports ENOSPC (with the key) when the disk is full, and keeps what it had', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-ds-full-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'kurve-test', dir]);
+    try {
+      const store = await ChunkStore.open(dir);
+      const k = (ino: number): ChunkKey => ({ fsId: 1, ino, index: 0, version: 1 });
+      const keep = randomBytes(1024 * 1024);
+      await store.put(k(1), keep);
+      const err = await errnoOf(store.put(k(2), randomBytes(1536 * 1024)));
+      expect(err.errno).toBe(Errno.ENOSPC);
+      expect(err.message).toContain('writing chunk fs=1 ino=2');
+      expect((await store.get(k(1))).equals(keep)).toBe(true);
+      expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]); // the partial temp file is gone
+      const st = await store.stats();
+      expect(st.capacityBytes).toBe(2 * 1024 * 1024);
+      expect(st.objects).toBe(1);
+      await store.close();
+    } finally {
+      execFileSync('umount', [dir]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
