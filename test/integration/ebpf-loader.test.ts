@@ -119,12 +119,15 @@ describeIf([whyNoBpf(), whyNoCommand('clang')], 'eBPF loader (real kernel)', () 
     const obj = path.join(tmp, 'bad.bpf.o');
     fs.writeFileSync(src, BAD_PROGRAM);
     execFileSync('clang', ['-g', '-O2', '-target', 'bpf', '-I', bpfObjectDir(), '-c', src, '-o', obj]);
+    const fdsBefore = fs.readdirSync('/proc/self/fd').length;
     let err: unknown;
     try {
       Collection.load(obj).close();
     } catch (e) {
       err = e;
     }
+    // The failed load closed everything it had opened (the map it created included).
+    expect(fs.readdirSync('/proc/self/fd').length).toBe(fdsBefore);
     expect(err).toBeInstanceOf(VerifierError);
     const ve = err as VerifierError;
     expect(ve.program).toBe('bad/forgets_null_check');
