@@ -11,7 +11,7 @@ export interface DriverResult {
 
 export type DriverJob =
   | { op: 'stat'; file: string; seconds: number; warmupSeconds?: number }
-  | { op: 'read'; file: string; blockSize: number; warm: boolean }
+  | { op: 'read'; file: string; blockSize: number; warm: boolean; direct?: boolean }
   | { op: 'write'; file: string; size: number; blockSize: number; fsync: boolean }
   | { op: 'create'; dir: string; count: number; prefix: string; maxSeconds?: number };
 
@@ -31,10 +31,11 @@ function statLoop(file: string, seconds: number): DriverResult {
   return { ops, bytes: 0, seconds: t - start };
 }
 
-function readAll(file: string, blockSize: number): DriverResult {
+/** Reads the whole file; `direct` (O_DIRECT) makes a FUSE file system serve every READ itself. */
+function readAll(file: string, blockSize: number, direct = false): DriverResult {
   const buf = Buffer.allocUnsafe(blockSize);
   const start = now();
-  const fd = fs.openSync(file, 'r');
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | (direct ? fs.constants.O_DIRECT : 0));
   let bytes = 0;
   let ops = 0;
   try {
@@ -95,8 +96,8 @@ export function runJob(job: DriverJob): DriverResult {
       if (job.warmupSeconds) statLoop(job.file, job.warmupSeconds);
       return statLoop(job.file, job.seconds);
     case 'read':
-      if (job.warm) readAll(job.file, job.blockSize);
-      return readAll(job.file, job.blockSize);
+      if (job.warm) readAll(job.file, job.blockSize, job.direct);
+      return readAll(job.file, job.blockSize, job.direct);
     case 'write': return writeAll(job.file, job.size, job.blockSize, job.fsync);
     case 'create': return createFiles(job.dir, job.count, job.prefix, job.maxSeconds);
   }

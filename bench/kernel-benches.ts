@@ -13,7 +13,7 @@ const execFileP = promisify(execFile);
 
 const traceOverhead: Benchmark = {
   name: 'trace-overhead',
-  description: 'GETATTR round trips (timeouts 0) on a Kurve mount with fuse_trace attached vs --no-bpf, alternating rounds',
+  description: 'GETATTR round trips (timeouts 0) and O_DIRECT reads on a Kurve mount with fuse_trace attached vs --no-bpf, alternating rounds',
   async run(env) {
     const seconds = env.pick(2, 1);
     const rounds = env.pick(5, 2);
@@ -34,6 +34,26 @@ const traceOverhead: Benchmark = {
       return median(withBpf);
     });
     const off: Cell = without.length ? { value: median(without) } : on;
+    // Data path: O_DIRECT reads are served by the daemon (no passthrough, no page cache), so every
+    // 1 MiB READ is a traced request.
+    const size = env.pick(256, 64) * 1024 * 1024;
+    const readWith: number[] = [];
+    const readWithout: number[] = [];
+    const read = async (bpf: boolean): Promise<number> => {
+      const m = await env.kurve({ timeoutsZero: true, bpf });
+      const file = path.join(m.mountpoint, 'trace-overhead.data');
+      if (!fs.existsSync(file) || fs.statSync(file).size !== size) await env.drive({ op: 'write', file, size, blockSize: 1 << 20, fsync: true });
+      const r = await env.drive({ op: 'read', file, blockSize: 1 << 20, warm: false, direct: true });
+      return r.bytes / r.seconds / 1e9;
+    };
+    const readOn = await cell(async () => {
+      for (let i = 0; i < rounds; i++) {
+        readWith.push(await read(true));
+        readWithout.push(await read(false));
+      }
+      return median(readWith);
+    });
+    const readOff: Cell = readWithout.length ? { value: median(readWithout) } : readOn;
     return [{
       name: 'FUSE GETATTR throughput with fuse_trace',
       unit: 'ops/s',
@@ -42,6 +62,14 @@ const traceOverhead: Benchmark = {
       reference: { label: 'no BPF', cell: off },
       target: { kind: 'ratio-reference', bound: 'min', value: 0.97 },
       notes: `medians of ${rounds} alternating ${seconds} s rounds; with: ${withBpf.map((v) => v.toFixed(0)).join(', ')}; without: ${without.map((v) => v.toFixed(0)).join(', ')}`,
+    }, {
+      name: `FUSE read throughput (O_DIRECT, daemon-served, ${size >> 20} MiB) with fuse_trace`,
+      unit: 'GB/s',
+      higherIsBetter: true,
+      kurve: readOn,
+      reference: { label: 'no BPF', cell: readOff },
+      target: { kind: 'ratio-reference', bound: 'min', value: 0.97 },
+      notes: `medians of ${rounds} alternating reads; with: ${readWith.map((v) => v.toFixed(2)).join(', ')}; without: ${readWithout.map((v) => v.toFixed(2)).join(', ')}`,
     }];
   },
 };
