@@ -61,3 +61,19 @@ describe('lmdb engine bookkeeping', () => {
     }
   });
 });
+
+describe('lmdb engine directory lock', () => {
+  it('refuses a second engine on the same directory, allows it after close, takes over a dead owner', async () => {
+    const dir = tempDir('kurve-eng-');
+    const a = new LmdbEngine({ path: dir });
+    expect(() => new LmdbEngine({ path: dir })).toThrow(`is in use by process ${process.pid}`);
+    await a.close();
+    const b = new LmdbEngine({ path: dir });
+    await b.close();
+    // A pid file left by a SIGKILLed process (a pid that cannot exist).
+    fs.writeFileSync(`${dir}/kurve-engine.pid`, '2147483646\n');
+    const c = new LmdbEngine({ path: dir });
+    await c.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});

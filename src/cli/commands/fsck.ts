@@ -32,7 +32,13 @@ Examples:
         process.stderr.write(`kurve fsck: no metaserver store in ${dir} (expected data.mdb)\n`);
         process.exit(2);
       }
-      const engine = new LmdbEngine({ path: dir });
+      let engine: InstanceType<typeof LmdbEngine>;
+      try {
+        engine = new LmdbEngine({ path: dir });
+      } catch (err) {
+        process.stderr.write(`kurve fsck: ${(err as Error).message}\n`);
+        process.exit(2);
+      }
       try {
         const report = await fsck(engine, { repair: flags.repair });
         process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);

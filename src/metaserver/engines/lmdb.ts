@@ -9,6 +9,7 @@
 // later batch, and batches become durable in order, so an acknowledged write never depends on a
 // lost one.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
 import { moduleLogger } from '../../common/logger';
 import { histogram } from '../../common/metrics';
@@ -45,6 +46,38 @@ export interface LmdbEngineOptions {
   readonly noSync?: boolean;
 }
 
+/**
+ * One engine per directory: the overlay and the revision counter live in this process, so a
+ * second process (or a second engine in this one) writing the same lmdb would corrupt both.
+ * lmdb itself allows several writers, hence this pid file; a dead owner's file is taken over.
+ */
+function takeLock(dir: string): string {
+  const file = path.join(dir, 'kurve-engine.pid');
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = fs.openSync(file, 'wx');
+      fs.writeSync(fd, `${process.pid}\n`);
+      fs.closeSync(fd);
+      return file;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const pid = Number(fs.readFileSync(file, 'utf8').trim());
+    let alive = false;
+    try {
+      if (Number.isInteger(pid) && pid > 0) {
+        process.kill(pid, 0);
+        alive = true;
+      }
+    } catch (err) {
+      alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (alive) throw new Error(`${dir} is in use by process ${pid} (one metaserver or fsck per data directory)`);
+    fs.rmSync(file, { force: true });
+  }
+  throw new Error(`cannot take the lock on ${dir}`);
+}
+
 export class LmdbEngine implements KvEngine {
   readonly kind = 'lmdb';
   readonly decidesSynchronously = true;
@@ -55,21 +88,28 @@ export class LmdbEngine implements KvEngine {
   private flushing: Promise<void> | null = null;
   private failed: Error | null = null;
   private closed = false;
+  private readonly lockFile: string;
 
   constructor(opts: LmdbEngineOptions) {
     fs.mkdirSync(opts.path, { recursive: true });
-    this.db = open<Buffer, Buffer>({
-      path: opts.path,
-      // A directory even when its name has a dot (lmdb guesses "file" from an extension).
-      noSubdir: false,
-      keyEncoding: 'binary',
-      encoding: 'binary',
-      noSync: opts.noSync ?? false,
-      // Larger write batches are cheap; a lone write should not wait for a timer.
-      commitDelay: 0,
-      // Commit = synced: lmdb fsyncs inside the commit, so the batch's promise means durable.
-      overlappingSync: false,
-    });
+    this.lockFile = takeLock(opts.path);
+    try {
+      this.db = open<Buffer, Buffer>({
+        path: opts.path,
+        // A directory even when its name has a dot (lmdb guesses "file" from an extension).
+        noSubdir: false,
+        keyEncoding: 'binary',
+        encoding: 'binary',
+        noSync: opts.noSync ?? false,
+        // Larger write batches are cheap; a lone write should not wait for a timer.
+        commitDelay: 0,
+        // Commit = synced: lmdb fsyncs inside the commit, so the batch's promise means durable.
+        overlappingSync: false,
+      });
+    } catch (err) {
+      fs.rmSync(this.lockFile, { force: true });
+      throw err;
+    }
     const stored = this.db.get(REV_KEY);
     this.rev = stored ? readU64(stored, 0) : 0;
     log.debug({ path: opts.path, revision: this.rev }, 'lmdb opened');
@@ -216,5 +256,6 @@ export class LmdbEngine implements KvEngine {
     this.closed = true;
     while (this.flushing) await this.flushing;
     await this.db.close();
+    fs.rmSync(this.lockFile, { force: true });
   }
 }
