@@ -30,6 +30,8 @@ export interface DevClusterOptions {
   readonly startTimeoutMs?: number;
   /** Progress lines (e.g. process.stderr.write). */
   readonly log?: (line: string) => void;
+  /** Aborting (Ctrl-C during startup) stops what was started and rejects. */
+  readonly signal?: AbortSignal;
 }
 
 export type ServiceKind = 'mds' | 'metaserver' | 'datastore';
@@ -178,6 +180,9 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
   const started = Date.now();
   const budget = opts.startTimeoutMs ?? 60_000;
   const left = () => Math.max(1000, budget - (Date.now() - started));
+  const checkAbort = () => {
+    if (opts.signal?.aborted) throw new Error('interrupted while starting');
+  };
 
   log(`etcd: starting ${opts.etcdMembers ?? 3} members`);
   const etcd = await startEtcdCluster({ members: opts.etcdMembers ?? 3, basePort: base + 31, dir: path.join(dir, 'etcd'), startTimeoutMs: 20_000 });
@@ -219,11 +224,14 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
       ]);
     }
     for (const kind of ['mds', 'datastore', 'metaserver'] as const) {
+      checkAbort();
       log(`${kind}: starting ${cluster.list(kind).length}`);
       for (const s of cluster.list(kind)) cluster.spawn(s);
       await Promise.all(cluster.list(kind).map((s) => cluster.waitUp(s, left())));
     }
+    checkAbort();
     await createFs(cluster, left(), log);
+    checkAbort();
     return cluster;
   } catch (err) {
     await cluster.stop();

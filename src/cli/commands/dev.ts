@@ -36,10 +36,20 @@ Examples:
       const ttl = Math.round(parseDuration(flags.electionTtl ?? '5s', 's') / 1000);
       if (ttl < 1) throw new Error('--election-ttl must be at least 1s');
       const say = (l: string) => process.stderr.write(`kurve dev: ${l}\n`);
+      // Ctrl-C while starting: startDevCluster stops what it started, then this rejects.
+      const starting = new AbortController();
+      const onEarlySignal = () => {
+        if (starting.signal.aborted) say('still stopping what was started…');
+        starting.abort();
+      };
+      process.on('SIGINT', onEarlySignal);
+      process.on('SIGTERM', onEarlySignal);
       const cluster = await startDevCluster({
         dir: flags.dir, basePort, electionTtlSec: ttl, fsName: flags.fs,
-        sessionLeaseMs: flags.lease ? parseDuration(flags.lease, 's') : undefined, log: say,
+        sessionLeaseMs: flags.lease ? parseDuration(flags.lease, 's') : undefined, log: say, signal: starting.signal,
       });
+      process.off('SIGINT', onEarlySignal);
+      process.off('SIGTERM', onEarlySignal);
       const out: string[] = [`dir          ${cluster.dir}`, `etcd         ${cluster.etcd.endpointList}`];
       for (const s of cluster.services) out.push(`${s.kind.padEnd(11)}  ${s.address}  metrics ${s.metrics}  log ${s.logFile}`);
       out.push(`file system  ${cluster.fsName}`);
