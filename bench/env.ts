@@ -78,10 +78,11 @@ export class BenchEnv {
   async fuseNative(opts: { timeoutsZero?: boolean } = {}): Promise<string> {
     const key = `fuse-native${opts.timeoutsZero ? '-t0' : ''}`;
     const have = this.daemons.get(key);
-    if (have) return have.mountpoint;
+    if (have && have.child.exitCode === null && have.child.signalCode === null) return have.mountpoint;
+    if (have) await this.stopDaemon(key);
     const backing = await this.ext4Dir(`${key}-backing`);
     const mnt = path.join(this.tmp, key);
-    fs.mkdirSync(mnt);
+    fs.mkdirSync(mnt, { recursive: true });
     const script = path.join(this.distDir, 'bench', 'baselines', 'fuse-native-fs.js');
     const args = [script, '--backing', backing, '--mount', mnt, ...(opts.timeoutsZero ? ['--attr-timeout', '0'] : [])];
     const child = this.spawnDaemon(key, args, fuseNativeEnv(this.tmp));
@@ -94,7 +95,10 @@ export class BenchEnv {
   async kurve(opts: KurveMountOptions = {}): Promise<KurveMount> {
     const key = `kurve${opts.timeoutsZero ? '-t0' : ''}${opts.bpf === undefined ? '' : opts.bpf ? '-bpf' : '-nobpf'}`;
     const have = this.kurveMounts.get(key);
-    if (have) return have;
+    const alive = (k: string): boolean => { const c = this.daemons.get(k)?.child; return !!c && c.exitCode === null && c.signalCode === null; };
+    if (have && alive(key)) return have;
+    // A daemon that died in an earlier benchmark is replaced, so one crash costs one row.
+    if (have) await this.stopDaemon(key);
     const cli = path.join(this.distDir, 'src', 'cli', 'main.js');
     if (!fs.existsSync(path.join(this.distDir, 'src', 'cli', 'commands', 'up.js'))) {
       throw new Unavailable('`kurve up` is not built yet (no src/cli/commands/up.ts)');
@@ -103,7 +107,7 @@ export class BenchEnv {
     const flag = (f: string): boolean => new RegExp(`${f}\\b`).test(help);
     const data = await this.ext4Dir(`${key}-data`);
     const mnt = path.join(this.tmp, key);
-    fs.mkdirSync(mnt);
+    fs.mkdirSync(mnt, { recursive: true });
     const listen = `127.0.0.1:${await freePort()}`;
     const metrics = `127.0.0.1:${await freePort()}`;
     const args = [cli, 'up', mnt, '--data', data, '--listen', listen, '--metrics', metrics];
