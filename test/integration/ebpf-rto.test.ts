@@ -126,7 +126,8 @@ describeIf([whyNoBpf(), whyNoCommand('ip'), whyNoCli()], 'eBPF tcp_tune: SYN RTO
     expect(measured.tunedFirstRetransmitMs).toBeGreaterThan(150);
     expect(measured.tunedFirstRetransmitMs).toBeLessThan(250);
     measured.tunedLostSynConnectMs = await connectThroughLostSynMs();
-    expect(measured.tunedLostSynConnectMs).toBeLessThan(400);
+    // connect() timed in the client process: ≈ 200 ms plus scheduling noise, far from the 1 s default.
+    expect(measured.tunedLostSynConnectMs).toBeLessThan(600);
   }, 20_000);
 
   it('tunes IPv6 prefixes too', async () => {
