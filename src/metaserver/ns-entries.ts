@@ -65,7 +65,8 @@ export function mknod(core: Core, fsId: number, parent: number, name: Buffer, mo
   checkCaller(caller);
   let type = mode & S_IFMT;
   if (type === 0) type = S_IFREG;
-  if (type === S_IFDIR) return Promise.reject(fsError('EINVAL', 'mknod cannot create a directory (use mkdir)'));
+  // Linux's may_mknod(): a directory type is EPERM, any other unknown type EINVAL.
+  if (type === S_IFDIR) return Promise.reject(fsError('EPERM', 'mknod cannot create a directory (use mkdir)'));
   if (![S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK].includes(type)) {
     return Promise.reject(fsError('EINVAL', `mknod: unsupported file type 0o${type.toString(8)}`));
   }
