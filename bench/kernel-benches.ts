@@ -16,7 +16,7 @@ const traceOverhead: Benchmark = {
   description: 'GETATTR round trips (timeouts 0) and O_DIRECT reads on a Kurve mount with fuse_trace attached vs --no-bpf, alternating rounds',
   async run(env) {
     const seconds = env.pick(2, 1);
-    const rounds = env.pick(5, 2);
+    const rounds = env.pick(6, 2);
     const withBpf: number[] = [];
     const without: number[] = [];
     const measure = async (bpf: boolean): Promise<number> => {
@@ -26,10 +26,10 @@ const traceOverhead: Benchmark = {
       const r = await env.drive({ op: 'stat', file, seconds, warmupSeconds: 0.5 });
       return r.ops / r.seconds;
     };
+    // ABBA order: neither setting always runs first (the machine's load drifts).
     const on = await cell(async () => {
       for (let i = 0; i < rounds; i++) {
-        withBpf.push(await measure(true));
-        without.push(await measure(false));
+        for (const bpf of i % 2 ? [false, true] : [true, false]) (bpf ? withBpf : without).push(await measure(bpf));
       }
       return median(withBpf);
     });
@@ -48,8 +48,7 @@ const traceOverhead: Benchmark = {
     };
     const readOn = await cell(async () => {
       for (let i = 0; i < rounds; i++) {
-        readWith.push(await read(true));
-        readWithout.push(await read(false));
+        for (const bpf of i % 2 ? [false, true] : [true, false]) (bpf ? readWith : readWithout).push(await read(bpf));
       }
       return median(readWith);
     });
