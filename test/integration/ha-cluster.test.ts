@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { describeIf, whyNoCommand, whyNoFuse } from '../helpers/privileged';
 import { freePortBase } from '../helpers/etcd';
-import { cleanupKurve, Daemon, kurveMount } from '../helpers/kurve-mount';
+import { cleanupKurve, Daemon, kurveMount, py } from '../helpers/kurve-mount';
 import { CLI, ensureBuilt } from '../helpers/metaserver-process';
 import { DevCluster, startDevCluster } from '../../src/dev/cluster';
 import { clusterStatus } from '../../src/dev/status';
@@ -91,6 +91,87 @@ describeIf([whyNoCommand('etcd'), whyNoFuse()], 'HA cluster (dev cluster, real p
     await cleanupKurve();
     await cluster?.stop();
   }, 60_000);
+
+  /** Which metaserver a `kurve mount` daemon uses (from its "kurve mount" log line). */
+  function metaserverOf(d: Daemon): string | undefined {
+    for (const line of d.output().split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const rec = JSON.parse(line) as { msg?: string; metaserver?: string };
+        if (rec.msg === 'kurve mount') return rec.metaserver;
+      } catch {
+        // not a log record
+      }
+    }
+    return undefined;
+  }
+
+  async function waitMetaserverHealth(address: string, healthy: boolean): Promise<void> {
+    const t0 = Date.now();
+    for (;;) {
+      const st = await clusterStatus(cluster.addresses('mds'), { timeoutMs: 500 });
+      if (st.metaservers.some((m) => m.address === address && m.healthy === healthy)) return;
+      if (Date.now() - t0 > 10_000) throw new Error(`metaserver ${address} not ${healthy ? 'healthy' : 'unhealthy'} within 10 s`);
+      await sleep(100);
+    }
+  }
+
+  /** ms from the end of `act` (run through one mount) until `check` holds through the other; -1 if never (3 s). */
+  function visibleAfter(act: string, check: string): number {
+    return py(`
+import time
+${act}
+t0 = time.monotonic()
+seen = -1
+while time.monotonic() - t0 < 3:
+    try:
+        if ${check}:
+            seen = (time.monotonic() - t0) * 1000
+            break
+    except OSError:
+        pass
+    time.sleep(0.002)
+out(seen)`) as number;
+  }
+
+  it('two clients mounted through different metaservers see create, write, rename and unlink within 200 ms (1 h kernel timeouts)', async () => {
+    const ms = cluster.list('metaserver');
+    // Mount B while metaserver 0 is frozen (the MDS then offers only metaserver 1), mount C once it
+    // is back (the MDS offers metaserver 0 first): the two clients talk to different metaservers.
+    ms[0].proc!.kill('SIGSTOP');
+    let b: Daemon;
+    try {
+      await waitMetaserverHealth(ms[0].address, false);
+      b = await kurveMount({ rpcAddress: cluster.mdsList } as Daemon);
+    } finally {
+      ms[0].proc!.kill('SIGCONT');
+    }
+    await waitMetaserverHealth(ms[0].address, true);
+    const c = await kurveMount({ rpcAddress: cluster.mdsList } as Daemon);
+    try {
+      expect(metaserverOf(b)).toBe(ms[1].address);
+      expect(metaserverOf(c)).toBe(ms[0].address);
+      const J = (p: string) => JSON.stringify(p);
+      const inB = (n: string) => path.join(b.mountpoint, n);
+      const inC = (n: string) => path.join(c.mountpoint, n);
+      const times: Record<string, number> = {};
+      // C caches "no such name" first (negative entry, 1 h timeout).
+      expect(py(`out([E(os.stat, ${J(inC('x'))}), E(os.stat, ${J(inC('x'))})])`)).toEqual(['ENOENT', 'ENOENT']);
+      times.create = visibleAfter(`open(${J(inB('x'))}, 'w').write('one')`, `open(${J(inC('x'))}).read() == 'one'`);
+      // C has the data in its page cache and chunk cache now.
+      expect(py(`out([open(${J(inC('x'))}).read() for _ in range(2)])`)).toEqual(['one', 'one']);
+      times.write = visibleAfter(`open(${J(inB('x'))}, 'w').write('two, longer')`, `open(${J(inC('x'))}).read() == 'two, longer'`);
+      times.rename = visibleAfter(`os.rename(${J(inB('x'))}, ${J(inB('y'))})`, `os.path.exists(${J(inC('y'))}) and not os.path.exists(${J(inC('x'))})`);
+      times.unlink = visibleAfter(`os.unlink(${J(inB('y'))})`, `not os.path.exists(${J(inC('y'))})`);
+      process.stderr.write(`ha: visible through the other metaserver's client (ms after the op returned): ${JSON.stringify(times)}\n`);
+      for (const [op, ms0] of Object.entries(times)) {
+        expect([op, ms0 >= 0 && ms0 <= 200]).toEqual([op, true]);
+      }
+    } finally {
+      await c.stop();
+      await b.stop();
+    }
+  }, 90_000);
 
   async function restartDeadMds(): Promise<void> {
     for (const [i, s] of cluster.list('mds').entries()) if (!s.proc) await cluster.restart('mds', i);
