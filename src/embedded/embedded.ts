@@ -148,7 +148,8 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedHand
       }, Math.max(100, Math.floor(session.leaseMs / 3)));
       keep.unref();
       undo.push(() => clearInterval(keep));
-      const options = resolveMountOptions({}, { cacheDir: path.join(dataDir, 'cache'), ...opts.client });
+      // The datastore shares this disk: uploading early measured no gain here (see ClientOptions).
+      const options = resolveMountOptions({}, { cacheDir: path.join(dataDir, 'cache'), earlyUploads: 0, ...opts.client });
       mount = await mountKurve({ meta: namespace, data: store, fs: info, sessionId: sid, mountpoint, options });
       const m = mount;
       undo.push(() => m.close());

@@ -19,6 +19,8 @@ export interface FileDataDeps {
   readonly cache: ChunkCache;
   /** Chunks fetched ahead of a sequential reader. */
   readonly readaheadChunks: number;
+  /** Early uploads in flight per inode (a sequential writer's completed chunks); 0 = off. */
+  readonly earlyUploads: number;
   /** Before our own commit: the dataVersion it should produce (the change feed will echo it). */
   readonly expectCommit?: (ino: number, dataVersion: number) => void;
   readonly cancelCommit?: (ino: number, dataVersion: number) => void;
@@ -31,6 +33,9 @@ const IO_PARALLELISM = 4;
  * inode cache; each holds an open backing fd). Past this, the least recently used idle ones go.
  */
 const MAX_TRACKED_INODES = 8192;
+/** The metaserver's limit of chunks per commit (MAX_CHUNKS_PER_COMMIT there). */
+const MAX_COMMIT_CHUNKS = 1024;
+
 
 export class FileData implements Evictor {
   private readonly inodes = new Map<number, InodeData>();
@@ -228,6 +233,10 @@ export class FileData implements Evictor {
       st.sizeDirty = true;
     }
     st.localMtime = nowTimespec();
+    // Chunks this write completed (it reached their end) can go up while the writer goes on.
+    for (let i = first; i <= last && st.uploading.size < this.d.earlyUploads; i++) {
+      if ((i + 1) * cs <= end) this.earlyUpload(st, i);
+    }
     return data.length;
   }
 
@@ -235,6 +244,7 @@ export class FileData implements Evictor {
   async truncate(st: InodeData, size: number): Promise<Attr> {
     return st.serialize(async () => {
       if (st.mapStale && st.ptHandles === 0) await this.refreshLocked(st);
+      while (st.uploading.size > 0) await Promise.all([...st.uploading.values()]);
       const cs = this.d.chunkSize;
       if (size < st.size) {
         const partial = size % cs !== 0 ? Math.floor(size / cs) : -1;
@@ -280,6 +290,13 @@ export class FileData implements Evictor {
       }
     }
     for (const i of [...st.dirty.keys()]) if (i >= firstGone) st.dirty.delete(i);
+    for (const [i, u] of [...st.uploaded]) {
+      // A cut chunk's uploaded object holds bytes past the new end: never commit it.
+      if (i >= firstGone || (i + 1) * this.d.chunkSize > size) {
+        st.uploaded.delete(i);
+        this.deleteObject(st.ino, i, u.ref.version);
+      }
+    }
     for (const i of [...st.refs.keys()]) if (i >= firstGone) st.refs.delete(i);
   }
 
@@ -323,45 +340,103 @@ export class FileData implements Evictor {
     }
     if (!force && st.dirty.size === 0 && !st.sizeDirty) return undefined;
     const started = process.hrtime.bigint();
+    // Early uploads of this inode's full chunks (see write()) finish first, so we can reuse them.
+    while (st.uploading.size > 0) await Promise.all([...st.uploading.values()]);
     const size = st.size;
     const cs = this.d.chunkSize;
     const batch = [...st.dirty].filter(([i]) => i * cs < size);
-    const base = batch.length ? await this.d.meta.allocChunkVersions(this.d.fsId, batch.length) : 0;
-    const refs: ChunkRef[] = batch.map(([index], k) => ({ index, version: base + k, length: Math.min(cs, size - index * cs) }));
-    await runLimited(refs, IO_PARALLELISM, async (ref) => {
+    const reused = new Map<number, ChunkRef>();
+    for (const [index, gen] of batch) {
+      const u = st.uploaded.get(index);
+      if (u && u.gen === gen) reused.set(index, { ...u.ref, length: Math.min(u.ref.length, size - index * cs) });
+    }
+    const fresh = batch.filter(([index]) => !reused.has(index));
+    const base = fresh.length ? await this.d.meta.allocChunkVersions(this.d.fsId, fresh.length) : 0;
+    const freshRefs = new Map<number, ChunkRef>(fresh.map(([index], k) => [index, { index, version: base + k, length: Math.min(cs, size - index * cs) }]));
+    await runLimited([...freshRefs.values()], IO_PARALLELISM, async (ref) => {
       const buf = Buffer.allocUnsafe(ref.length);
       const n = st.backing.read(buf, ref.index * cs);
       if (n < ref.length) buf.fill(0, n);
       await this.d.data.put({ fsId: this.d.fsId, ino: st.ino, index: ref.index, version: ref.version }, buf);
       uploadedBytes.inc(ref.length);
     });
-    const prevVersion = st.dataVersion;
-    const expected = prevVersion + 1;
-    this.d.expectCommit?.(st.ino, expected);
-    let attr: Attr;
-    try {
-      attr = await this.d.meta.commitData(this.d.fsId, st.ino, { chunks: refs, size, touch: true });
-    } catch (err) {
-      this.d.cancelCommit?.(st.ino, expected);
-      throw err;
-    }
-    commits.inc();
-    batch.forEach(([index, gen], k) => {
-      st.refs.set(index, refs[k]);
-      if (st.dirty.get(index) === gen) {
-        st.dirty.delete(index);
-        st.present.set(index, refs[k].version);
+    const refOf = (index: number): ChunkRef => reused.get(index) ?? freshRefs.get(index)!;
+    let attr: Attr | undefined;
+    // The metaserver takes at most MAX_COMMIT_CHUNKS per commit; a huge flush commits in groups.
+    for (let g = 0; g === 0 || g < batch.length; g += MAX_COMMIT_CHUNKS) {
+      const group = batch.slice(g, g + MAX_COMMIT_CHUNKS);
+      const refs = group.map(([index]) => refOf(index));
+      const prevVersion = st.dataVersion;
+      const expected = prevVersion + 1;
+      this.d.expectCommit?.(st.ino, expected);
+      try {
+        attr = await this.d.meta.commitData(this.d.fsId, st.ino, { chunks: refs, size, touch: true });
+      } catch (err) {
+        this.d.cancelCommit?.(st.ino, expected);
+        throw err;
       }
-      this.d.cache.touch(st.ino, index, refs[k].length);
-    });
+      commits.inc();
+      group.forEach(([index, gen], k) => {
+        st.refs.set(index, refs[k]);
+        st.uploaded.delete(index);
+        if (st.dirty.get(index) === gen) {
+          st.dirty.delete(index);
+          st.present.set(index, refs[k].version);
+        }
+        this.d.cache.touch(st.ino, index, refs[k].length);
+      });
+      // Exactly one version step means nobody else committed in between: our map is current.
+      if (attr.dataVersion !== prevVersion + 1 && prevVersion >= 0) st.mapStale = true;
+      if (st.lastOpenVersion === prevVersion) st.lastOpenVersion = attr.dataVersion;
+      st.dataVersion = attr.dataVersion;
+    }
     if (st.size === size) st.sizeDirty = false;
     if (st.dirty.size === 0 && !st.sizeDirty) st.localMtime = undefined;
-    // Exactly one version step means nobody else committed in between: our map is current.
-    if (attr.dataVersion !== prevVersion + 1 && prevVersion >= 0) st.mapStale = true;
-    if (st.lastOpenVersion === prevVersion) st.lastOpenVersion = attr.dataVersion;
-    st.dataVersion = attr.dataVersion;
+    this.discardStaleUploads(st);
     uploadDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     return attr;
+  }
+
+  /**
+   * A sequential writer just completed chunk `index`: upload it now, overlapping the rest of the
+   * writes, so close has less left to do. Only the commit (at flush) makes it visible; if the
+   * chunk is written again meanwhile, its generation moves on and flush uploads it afresh.
+   */
+  private earlyUpload(st: InodeData, index: number): void {
+    const gen = st.dirty.get(index);
+    if (gen === undefined || st.uploading.has(index) || st.uploaded.get(index)?.gen === gen) return;
+    const cs = this.d.chunkSize;
+    const p = (async () => {
+      const version = await this.d.meta.allocChunkVersions(this.d.fsId, 1);
+      // Read the bytes in the same tick as the generation check: they are exactly that generation.
+      if (st.dirty.get(index) !== gen || st.backing.closed) return;
+      const length = Math.min(cs, st.size - index * cs);
+      if (length <= 0) return;
+      const buf = Buffer.allocUnsafe(length);
+      const n = st.backing.read(buf, index * cs);
+      if (n < length) buf.fill(0, n);
+      await this.d.data.put({ fsId: this.d.fsId, ino: st.ino, index, version }, buf);
+      uploadedBytes.inc(length);
+      const old = st.uploaded.get(index);
+      st.uploaded.set(index, { gen, ref: { index, version, length } });
+      if (old) this.deleteObject(st.ino, index, old.ref.version);
+    })()
+      .catch((err: unknown) => log.debug({ ino: st.ino, index, err: String(err) }, 'early upload failed; flush will upload'))
+      .finally(() => st.uploading.delete(index));
+    st.uploading.set(index, p);
+  }
+
+  /** Uploaded objects that were never committed (rewritten or truncated away) are garbage. */
+  private discardStaleUploads(st: InodeData): void {
+    for (const [index, u] of [...st.uploaded]) {
+      if (st.dirty.get(index) === u.gen) continue;
+      st.uploaded.delete(index);
+      this.deleteObject(st.ino, index, u.ref.version);
+    }
+  }
+
+  private deleteObject(ino: number, index: number, version: number): void {
+    this.d.data.delete({ fsId: this.d.fsId, ino, index, version }).catch(() => undefined);
   }
 
   // ---- eviction and lifetime ---------------------------------------------------------------

@@ -24,6 +24,9 @@ export class InodeData {
   sizeDirty = false;
   /** mtime of the last local write not yet committed (reported by getattr). */
   localMtime?: { sec: number; nsec: number };
+  /** Chunks uploaded ahead of a flush (not committed yet), with the write generation they hold. */
+  readonly uploaded = new Map<number, { gen: number; ref: ChunkRef }>();
+  readonly uploading = new Map<number, Promise<void>>();
   /** In-flight chunk fetches, so concurrent readers share one download. */
   readonly fetches = new Map<number, Promise<void>>();
   private gen = 0;

@@ -72,7 +72,7 @@ export class KurveFs implements RawFileSystem {
     });
     this.dataPath = new FileData({
       meta: d.meta, data: d.data, fsId: this.fsId, chunkSize: d.fs.chunkSize, cache: d.cache,
-      readaheadChunks: d.options.readaheadChunks,
+      readaheadChunks: d.options.readaheadChunks, earlyUploads: d.options.earlyUploads,
       expectCommit: (ino, v) => this.coherence.expectData(ino, v),
       cancelCommit: (ino, v) => this.coherence.cancelData(ino, v),
     });

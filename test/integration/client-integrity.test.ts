@@ -1,6 +1,7 @@
 // Seeded randomized data integrity: thousands of random writes, truncates, reads, fsyncs, closes
 // and reopens on a Kurve file and on a reference file on local disk, compared byte for byte.
-// Small chunks (64 KiB) so the operations cross many chunk boundaries.
+// Small chunks (64 KiB) so the operations cross many chunk boundaries and complete chunks often
+// (early uploads of completed chunks, reused or discarded at flush).
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -26,7 +27,8 @@ const MAX_SIZE = 1_200_000;
 describeIf([whyNoFuse()], 'randomized data integrity against a local reference file', () => {
   let k: Daemon;
   beforeAll(async () => {
-    k = await kurveUp({ args: ['--no-bpf', '--chunk-size', '64KiB'] });
+    // Early uploads on (kurve up defaults them off) so that path is exercised too.
+    k = await kurveUp({ args: ['--no-bpf', '--chunk-size', '64KiB'], env: { KURVE_EARLY_UPLOADS: '4' } });
   });
   afterAll(async () => {
     await cleanupKurve();

@@ -64,7 +64,11 @@ Examples:
           },
           configFile: flags.config,
         },
-        flags.cacheDir || process.env.KURVE_CACHE_DIR ? {} : { cacheDir: path.join(dataDir, 'cache') },
+        {
+          ...(flags.cacheDir || process.env.KURVE_CACHE_DIR ? {} : { cacheDir: path.join(dataDir, 'cache') }),
+          // The datastore shares the disk: early uploads measured no gain (see ClientOptions.earlyUploads).
+          ...(process.env.KURVE_EARLY_UPLOADS ? {} : { earlyUploads: 0 }),
+        },
       );
       const k = await startEmbedded({
         dataDir, mountpoint, listen: flags.listen, metrics: flags.metrics, fsName: flags.fs, client,
