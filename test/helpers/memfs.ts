@@ -148,7 +148,7 @@ export class MemFs implements RawFileSystem {
     return this.entry(n);
   }
 
-  mkdir(ctx: RequestContext, req: { name: Buffer; mode: number; umask: number }): EntryOut {
+  mkdir(ctx: RequestContext, req: { name: Buffer; mode: number; umask: number }): Reply<EntryOut> {
     const n = this.create0(ctx, req.name, S_IFDIR | (req.mode & ~req.umask & 0o7777));
     this.dir(ctx.nodeid).nlink++;
     return this.entry(n);

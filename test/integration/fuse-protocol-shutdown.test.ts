@@ -94,6 +94,34 @@ describeIf([whyNoFuse()], 'FUSE protocol: shutdown', () => {
     expect(memfs.destroyed).toBe(true);
   });
 
+  it('unmount() also frees a notification stuck behind a lock held by an unanswered request', async () => {
+    const memfs = new StuckFs();
+    const m = await mountTemp(memfs);
+    // Safety net for a regression: this process would be stuck in the kernel, out of jest's reach.
+    const abort = `/sys/fs/fuse/connections/${m.session.connectionId}/abort`;
+    const watchdog = spawn('sh', ['-c', 'sleep 15; [ -e "$1" ] || mount -t fusectl none /sys/fs/fuse/connections; echo 1 > "$1"', 'sh', abort], { stdio: 'ignore' });
+    try {
+      let mkdirSeen = false;
+      memfs.mkdir = () => {
+        mkdirSeen = true;
+        return new Promise(() => undefined); // never answered: the kernel keeps the root locked
+      };
+      const client = execFile('mkdir', [m.p('d')]);
+      const clientExit = exitOf(client, 10_000);
+      await waitFor(() => mkdirSeen, 5000, 'MKDIR to arrive');
+      const notified = m.session.notify.invalEntry(1, Buffer.from('d')); // waits for the root's lock
+      const state = await Promise.race([notified.then(() => 'returned'), new Promise((r) => setTimeout(() => r('blocked'), 200))]);
+      expect(state).toBe('blocked');
+      const t0 = Date.now();
+      await m.cleanup();
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(await withTimeout(notified, 5000, 'the stuck notification')).toBeLessThanOrEqual(0);
+      expect(await clientExit).not.toBe(0);
+    } finally {
+      watchdog.kill('SIGKILL');
+    }
+  });
+
   it('an external umount ends the session cleanly', async () => {
     const memfs = new MemFs();
     const m = await mountTemp(memfs);

@@ -94,9 +94,13 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
       delete: (parent, child, name) => this.sendNotify(encodeNotifyDelete(parent, child, name)),
       resend: () => this.sendNotify(encodeNotifyResend()),
     };
+    // After end() the fd number may belong to another file: never ioctl it.
+    const live = (): void => {
+      if (this.ended) throw new FsError(Errno.ENODEV, 'the FUSE session has ended');
+    };
     this.backing = {
-      open: (fd) => ffi.backingOpen(this.fd, fd),
-      close: (id) => ffi.backingClose(this.fd, id),
+      open: (fd) => (live(), ffi.backingOpen(this.fd, fd)),
+      close: (id) => (live(), ffi.backingClose(this.fd, id)),
     };
     liveSessions.add(this);
   }
@@ -137,6 +141,7 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
 
   /** Another /dev/fuse fd on this connection (FUSE_DEV_IOC_CLONE), e.g. for a reader thread. The caller closes it. */
   cloneDevice(): number {
+    if (this.ended) throw new FsError(Errno.ENODEV, 'the FUSE session has ended');
     return ffi.cloneDevice(this.fd);
   }
 
@@ -182,7 +187,7 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
 
   // ---- replies -------------------------------------------------------------------------------
 
-  /** Writes header + the first bodyLen bytes of wbuf body space; returns false if it did not go out. */
+  /** A buffer with room for the out header + bodyLen: the shared reply buffer, or a new one if too small. */
   scratch(bodyLen: number): Buffer {
     return bodyLen + OUT_HEADER_SIZE <= this.wbuf.length ? this.wbuf : Buffer.alloc(OUT_HEADER_SIZE + bodyLen);
   }
@@ -303,15 +308,27 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
       // already removed
     }
     for (const req of this.pending.values()) req.interrupt();
-    if (this.notifyWrites.size > 0) {
-      // A notification stuck behind a lock only returns once the connection is aborted.
+    const closeFd = (): void => {
+      try {
+        fs.closeSync(this.fd);
+      } catch {
+        // nothing to do
+      }
+    };
+    if (this.notifyWrites.size === 0) {
+      closeFd();
+    } else {
+      // A notification stuck behind a lock held by a request we will never answer only returns
+      // once the connection is aborted (closing our fd does not abort it: the pending write holds
+      // the file). And the fd must stay ours until every queued write has run.
       this.abortConnection();
-      await Promise.race([Promise.all(this.notifyWrites), new Promise((r) => setTimeout(r, 2000).unref())]);
-    }
-    try {
-      fs.closeSync(this.fd);
-    } catch {
-      // nothing to do
+      const done = Promise.all(this.notifyWrites);
+      const finished = await Promise.race([done.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref())]);
+      if (finished) closeFd();
+      else {
+        log.warn({ pending: this.notifyWrites.size }, 'notifications still pending: /dev/fuse will be closed when they return');
+        void done.then(closeFd);
+      }
     }
     for (const w of this.initWaiters.splice(0)) w.fail(new FsError(Errno.ENODEV, `session ended before INIT (${reason})`));
     try {
@@ -323,13 +340,18 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
     this.emit('closed', reason);
   }
 
-  /** Writes 1 to /sys/fs/fuse/connections/N/abort when fusectl is mounted (best effort). */
+  /**
+   * Writes 1 to /sys/fs/fuse/connections/N/abort: every request the kernel waits for fails with
+   * ENOTCONN. Mounts fusectl there first if nobody did (systemd normally does). Best effort.
+   */
   abortConnection(): void {
     if (!this.connectionId) return;
+    const dir = '/sys/fs/fuse/connections';
     try {
-      fs.writeFileSync(`/sys/fs/fuse/connections/${this.connectionId}/abort`, '1');
-    } catch {
-      // fusectl not mounted: closing the fd aborts the connection anyway
+      if (!fs.existsSync(`${dir}/${this.connectionId}`) && fs.existsSync(dir)) ffi.sysMount('fusectl', dir, 'fusectl', 0, '');
+      fs.writeFileSync(`${dir}/${this.connectionId}/abort`, '1');
+    } catch (err) {
+      log.warn({ err, connection: this.connectionId }, 'could not abort the FUSE connection');
     }
   }
 }
