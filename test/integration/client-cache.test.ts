@@ -147,6 +147,39 @@ out(h)`) as string[];
     expect(ms).toBeLessThanOrEqual(100);
   });
 
+  it('one open mode per inode: a writer joins passthrough readers, and its writes are uploaded', async () => {
+    const pa = path.join(a.mountpoint, 'mixed.bin');
+    await fsp.writeFile(pa, Buffer.alloc(MiB, 0x41));
+    const r = py(`
+p = ${J(pa)}
+rd = os.open(p, os.O_RDONLY)          # fully cached: passthrough
+wr = os.open(p, os.O_RDWR)            # must join passthrough (a daemon-mode open would get EIO)
+os.pwrite(wr, b'JOINED', 1000)
+seen = os.pread(rd, 6, 1000)
+os.pwrite(wr, b'Z' * 10, ${MiB})      # grows the file
+os.close(wr); os.close(rd)
+out([seen.decode(), os.stat(p).st_size])`);
+    expect(r).toEqual(['JOINED', MiB + 10]);
+    // Close uploaded what the kernel wrote to the backing file: the other mount reads it.
+    const pb = path.join(b.mountpoint, 'mixed.bin');
+    expect(py(`
+b = open(${J(pb)}, 'rb').read()
+out([len(b), b[1000:1006].decode(), b[-10:].decode()])`)).toEqual([MiB + 10, 'JOINED', 'ZZZZZZZZZZ']);
+  });
+
+  it('one open mode per inode: a reader joins a daemon-mode writer', async () => {
+    const pa = path.join(a.mountpoint, 'writer-first.txt');
+    const r = py(`
+p = ${J(pa)}
+wr = os.open(p, os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(wr, b'written before the reader')
+rd = os.open(p, os.O_RDONLY)
+got = os.read(rd, 100)
+os.close(rd); os.close(wr)
+out(got.decode())`);
+    expect(r).toBe('written before the reader');
+  });
+
   it('the other mount sent precise invalidations, not a flush of everything', async () => {
     expect(await b.metric('kurve_client_invalidations_total', 'kind="entry"')).toBeGreaterThan(0);
     expect(await b.metric('kurve_client_invalidations_total', 'kind="data"')).toBeGreaterThan(0);
