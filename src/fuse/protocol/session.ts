@@ -175,7 +175,12 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
       const buf = this.rbuf;
       if (n >= HANDOFF_BYTES) this.rbuf = Buffer.allocUnsafe(buf.length);
       this.inflight++;
-      dispatch(this, buf, n);
+      try {
+        dispatch(this, buf, n);
+      } catch (err) {
+        // Handlers' errors are answered inside dispatch; this is a decoding bug. Keep serving.
+        log.error({ err, opcode: buf.readUInt32LE(4) }, 'FUSE dispatch failed');
+      }
     }
   }
 
