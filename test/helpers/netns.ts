@@ -187,7 +187,7 @@ export class NetnsPair {
 
   /** A listener in the server namespace; resolves with its port. */
   async listen(): Promise<number> {
-    const js = `const s = require('net').createServer((c) => c.pipe(c)); s.listen(0, '::', () => console.log(s.address().port));`;
+    const js = `const s = require('net').createServer((c) => { c.on('error', () => {}); c.pipe(c); }); s.listen(0, '::', () => console.log(s.address().port));`;
     const child = this.spawnIn(this.server, [process.execPath, '-e', js]);
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('listener did not start within 5 s')), 5000);

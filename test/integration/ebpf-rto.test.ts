@@ -158,6 +158,48 @@ describeIf([whyNoBpf(), whyNoCommand('ip'), whyNoCli()], 'eBPF tcp_tune: SYN RTO
     console.log(`RTO measurements (ms): ${JSON.stringify(measured)}`);
   });
 
+  /** The kernel's RTO (ss -ti) of an established connection after 30 round trips. */
+  async function establishedRtoMs(): Promise<number> {
+    const js = `const s = require('net').connect({ host: '${pair.serverIp}', port: ${port} });
+      s.on('error', (e) => console.error('error', e.code));
+      // 30 round trips first: the kernel lets rttvar decay to a lowered minimum by 1/4 per round.
+      let rounds = 0;
+      s.on('connect', () => s.write('ping'));
+      s.on('data', () => { if (++rounds < 30) s.write('ping'); else if (rounds === 30) console.log(s.localPort); });
+      setTimeout(() => process.exit(0), 10000);`;
+    const child = pair.spawnIn(pair.client, [process.execPath, '-e', js], cg);
+    try {
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d));
+      const sport = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`client not ready within 5 s: ${err}`)), 5_000);
+        child.stdout!.once('data', (d: Buffer) => {
+          clearTimeout(timer);
+          resolve(Number(String(d).trim()));
+        });
+      });
+      const { stdout } = await run('ip', ['netns', 'exec', pair.client, 'ss', '-tin', 'state', 'established', `( sport = :${sport} )`]);
+      const m = /\brto:([\d.]+)/.exec(stdout);
+      if (!m) throw new Error(`no rto in ss output: ${stdout}`);
+      return Number(m[1]);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }
+
+  it('lowers the minimum RTO of established connections (--rto-min)', async () => {
+    measured.establishedRtoWithRtoMin20ms = await establishedRtoMs();
+    await kurve('rto', 'set', pair.subnet, '--syn-rto', '200ms'); // no --rto-min: the kernel's 200 ms
+    measured.establishedRtoDefault = await establishedRtoMs();
+    await kurve('rto', 'set', pair.subnet, '--syn-rto', '200ms', '--rto-min', '20ms');
+    // eslint-disable-next-line no-console
+    console.log(`established-connection RTO (ms): ${JSON.stringify(measured)}`);
+    // RTO = srtt + rttvar with rttvar floored at the minimum; srtt on a veth is microseconds.
+    expect(measured.establishedRtoWithRtoMin20ms).toBeGreaterThanOrEqual(20);
+    expect(measured.establishedRtoWithRtoMin20ms).toBeLessThan(60);
+    expect(measured.establishedRtoDefault).toBeGreaterThanOrEqual(200);
+  }, 30_000);
+
   it('detach stops tuning; clear and unload leave nothing behind', async () => {
     expect((await kurve('rto', 'detach')).stdout).toContain('detached');
     const after = await firstRetransmitMs();
