@@ -218,3 +218,31 @@ describeIf([whyNoFuse()], 'FUSE protocol: operations on a real mount', () => {
     expect((counts.FORGET ?? 0) + (counts.BATCH_FORGET ?? 0)).toBeGreaterThan(0);
   });
 });
+
+describeIf([whyNoFuse()], 'FUSE protocol: mount options', () => {
+  const optionsOf = (dir: string): string => {
+    const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === dir) ?? '';
+    return line;
+  };
+
+  it('passes allow_other, default_permissions off, read-only and the fs name to mount(2)', async () => {
+    const m = await mountTemp(new MemFs(), { allowOther: true, defaultPermissions: false, readOnly: true, fsname: 'kurve:test' });
+    try {
+      const line = optionsOf(m.dir);
+      expect(line).toMatch(/ fuse\.kurve kurve:test /);
+      expect(line).toMatch(/allow_other/);
+      expect(line).not.toMatch(/default_permissions/);
+      expect(line).toMatch(/max_read=1048576/);
+      expect(line.split(' ')[5]).toMatch(/^ro,/);
+      await expect(fsp.writeFile(m.p('x'), 'x')).rejects.toMatchObject({ code: 'EROFS' });
+    } finally {
+      await m.cleanup();
+    }
+  });
+
+  it('rejects a bad maxWrite and a missing mount point with a clear error', async () => {
+    await expect(mountTemp(new MemFs(), { maxWrite: 1000 })).rejects.toThrow(/maxWrite must be a multiple of 4096/);
+    const { mount } = await import('../../src/fuse/protocol/mount');
+    await expect(mount(new MemFs(), '/nonexistent/kurve-mnt')).rejects.toThrow(/mount point .*ENOENT/);
+  });
+});
