@@ -48,7 +48,14 @@ Examples:
     .option('--syn-rto <duration>', 'initial (SYN) retransmission timeout, 1ms-120s (kernel default 1s)')
     .option('--rto-min <duration>', 'minimum RTO on established connections, 8ms-200ms (kernel default 200ms)')
     .option('--pin-dir <dir>', PIN_HELP)
-    .addHelpText('after', '\nExamples:\n  kurve rto set 192.168.1.0/24 --syn-rto 200ms\n  kurve rto set fd00::/8 --syn-rto 100ms --rto-min 10ms')
+    .addHelpText('after', `
+A set replaces the prefix's settings: an option left out means the kernel default for it.
+The longest matching prefix wins; "default" matches every destination (IPv4 and IPv6) that no
+other prefix matches. Statistics of a prefix survive changes to its settings.
+
+Examples:
+  kurve rto set 192.168.1.0/24 --syn-rto 200ms
+  kurve rto set fd00::/8 --syn-rto 100ms --rto-min 10ms`)
     .action(async (prefix: string, o: { synRto?: string; rtoMin?: string; pinDir?: string }) => {
       if (o.synRto === undefined && o.rtoMin === undefined) throw new Error('give --syn-rto and/or --rto-min');
       const synRtoMs = o.synRto === undefined ? undefined : await ms(o.synRto, '--syn-rto');
