@@ -74,7 +74,8 @@ describeIf([whyNoCommand('etcd'), whyNoFuse()], 'HA cluster (dev cluster, real p
   let cluster: DevCluster;
   let mount: Daemon;
   let mds: MdsClient;
-  let sessionId: string;
+  /** A fresh MDS session for a workload (the lease is short: earlier ones have expired). */
+  const newSession = async () => (await mds.mount('default', 'ha-test', '/nowhere')).session.sessionId;
 
   beforeAll(async () => {
     ensureBuilt();
@@ -83,7 +84,6 @@ describeIf([whyNoCommand('etcd'), whyNoFuse()], 'HA cluster (dev cluster, real p
     });
     mount = await kurveMount({ rpcAddress: cluster.mdsList } as Daemon);
     mds = new MdsClient(cluster.addresses('mds'), { budgetMs: 15_000 });
-    sessionId = (await mds.mount('default', 'ha-test', '/nowhere')).session.sessionId;
   }, 240_000);
 
   afterAll(async () => {
@@ -180,7 +180,7 @@ out(seen)`) as number;
   it(`kill -9 of the leader MDS under load: new leader within 2×TTL, no operation fails, kurve status shows it`, async () => {
     const old = await waitLeader(cluster, undefined, 10_000);
     const idx = cluster.addresses('mds').indexOf(old.addr);
-    const w = workload(mount.mountpoint, mds, sessionId);
+    const w = workload(mount.mountpoint, mds, await newSession());
     await sleep(500);
     const before = w.ops;
     const t0 = Date.now();
@@ -238,7 +238,7 @@ out(seen)`) as number;
     } finally {
       etcd.close();
     }
-    const w = workload(mount.mountpoint, mds, sessionId);
+    const w = workload(mount.mountpoint, mds, await newSession());
     await sleep(300);
     await cluster.etcd.kill(victim);
     await sleep(3000);
