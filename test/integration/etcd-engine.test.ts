@@ -87,6 +87,9 @@ describeIf([whyNoCommand('etcd')], 'etcd KV engine', () => {
     const rev = await e.range({ prefix: b('p/'), reverse: true, limit: 5 });
     expect(rev.map((x) => x.key)).toEqual(keys.slice(3, 8).reverse());
     expect(await e.range({ prefix: b('nothing') })).toEqual([]);
+    expect(await e.count({ prefix: b('p/') })).toBe(8);
+    expect(await e.count({ start: b('p/b'), end: b('p/e') })).toBe(3);
+    expect(await e.count({ start: b('') })).toBe(9);
   });
 
   it('prefixes isolate clusters sharing one etcd', async () => {

@@ -203,6 +203,19 @@ export class EtcdEngine implements WatchableKvEngine {
     return rev;
   }
 
+  /** Keys in a range, counted by etcd without sending them (metrics gauges). */
+  async count(r: KvRange): Promise<number> {
+    this.check();
+    const { start, end } = rangeBounds(r);
+    const res = await retryEtcd('count', this.policy, (ms) =>
+      this.client.kv.range(
+        { key: this.k(start), range_end: end ? this.k(end) : prefixEnd(this.prefix) ?? Buffer.from([0]), count_only: true },
+        deadline(ms),
+      ),
+    );
+    return num(res.count);
+  }
+
   async revision(): Promise<number> {
     this.check();
     const res = await retryEtcd('revision', this.policy, (ms) =>
