@@ -50,37 +50,35 @@ export function connectionIdFromDev(dev: bigint): number {
 }
 
 export interface FuseTracerOptions {
-  /** bpf/fuse_trace.bpf.o by default. */
+  /** A separate object (not shared with other tracers in the process); bpf/fuse_trace.bpf.o by default. */
   readonly objectPath?: string;
 }
 
-export class FuseTracer {
-  private readonly conns: BpfMap<number, number>;
-  private readonly stats: BpfMap<OpKey, OpStatsValue[]>;
-  private readonly tracked = new Set<number>();
-  private closed = false;
+/** The loaded object and its links: one per process, shared by every FuseTracer handle. */
+class Loaded {
+  readonly conns: BpfMap<number, number>;
+  readonly stats: BpfMap<OpKey, OpStatsValue[]>;
+  refs = 0;
 
-  private constructor(
+  constructor(
     private readonly coll: Collection,
     private readonly links: Link[],
     readonly loadMs: number,
   ) {
     this.conns = coll.map('connections', u32, u8);
     this.stats = coll.map('stats', opKey, perCpu(opStats, libbpf().libbpf_num_possible_cpus()));
-    live.add(this);
   }
 
-  /** Loads and attaches. Throws (BpfError, VerifierError, UnsupportedFeatureError) with the reason. */
-  static open(opts: FuseTracerOptions = {}): FuseTracer {
+  static load(objectPath: string): Loaded {
     const t0 = performance.now();
     const why = whyNoBpf();
     if (why) throw new Error(why);
     requireTracepoints(['fuse/fuse_request_send', 'fuse/fuse_request_end']);
-    const coll = Collection.load(opts.objectPath ?? bpfObjectPath('fuse_trace'));
+    const coll = Collection.load(objectPath);
     const links: Link[] = [];
     try {
       for (const p of coll.programs) links.push(p.attach());
-      return new FuseTracer(coll, links, performance.now() - t0);
+      return new Loaded(coll, links, performance.now() - t0);
     } catch (err) {
       for (const l of links) l.close();
       coll.close();
@@ -88,29 +86,66 @@ export class FuseTracer {
     }
   }
 
-  /** Starts counting requests of this connection (see connectionIdOf). At most 16 per tracer. */
+  unload(): void {
+    for (const l of this.links) l.close();
+    this.coll.close();
+  }
+}
+
+let shared: Loaded | undefined;
+
+/**
+ * A handle on the kernel FUSE tracer. Handles share one loaded object per process (every mount
+ * adds its connection to the same filter), so N mounts cost one set of programs, not N; the
+ * object is unloaded when the last handle closes. A handle sees only its own connections.
+ */
+export class FuseTracer {
+  private readonly tracked = new Set<number>();
+  private closed = false;
+
+  private constructor(private readonly loaded: Loaded) {
+    loaded.refs++;
+    live.add(this);
+  }
+
+  /** Loads and attaches (or joins the process's tracer). Throws BpfError, VerifierError or
+   * UnsupportedFeatureError with the reason. */
+  static open(opts: FuseTracerOptions = {}): FuseTracer {
+    if (opts.objectPath) return new FuseTracer(Loaded.load(opts.objectPath));
+    shared ??= Loaded.load(bpfObjectPath('fuse_trace'));
+    return new FuseTracer(shared);
+  }
+
+  /** Time the load and attach took (0 ms extra for handles that joined a loaded tracer). */
+  get loadMs(): number {
+    return this.loaded.loadMs;
+  }
+
+  /** Starts counting requests of this connection (see connectionIdOf). At most 16 per process. */
   addConnection(connId: number): void {
     if (!Number.isInteger(connId) || connId <= 0 || connId > 0xffffffff) throw new RangeError(`invalid FUSE connection id ${connId}`);
-    this.conns.set(connId, 1);
+    this.live().conns.set(connId, 1);
     this.tracked.add(connId);
   }
 
   /** Stops counting and forgets the connection's statistics. */
   removeConnection(connId: number): void {
-    this.conns.delete(connId);
+    const l = this.live();
+    l.conns.delete(connId);
     this.tracked.delete(connId);
-    for (const k of [...this.stats.keys()]) if (k.connection === connId) this.stats.delete(k);
+    for (const k of [...l.stats.keys()]) if (k.connection === connId) l.stats.delete(k);
   }
 
   get connections(): readonly number[] {
     return [...this.tracked];
   }
 
-  /** Per-opcode totals (summed over CPUs and, unless `connId` is given, over connections). */
+  /** Per-opcode totals, summed over CPUs and over this handle's connections (or just `connId`). */
   snapshot(connId?: number): FuseOpStats[] {
+    const want = connId !== undefined ? new Set([connId]) : this.tracked;
     const byOp = new Map<number, { count: number; completed: number; errors: number; sumNs: number; hist: number[] }>();
-    for (const [k, perCpuVals] of this.stats.entries()) {
-      if (connId !== undefined && k.connection !== connId) continue;
+    for (const [k, perCpuVals] of this.live().stats.entries()) {
+      if (!want.has(k.connection)) continue;
       let acc = byOp.get(k.opcode);
       if (!acc) byOp.set(k.opcode, (acc = { count: 0, completed: 0, errors: 0, sumNs: 0, hist: new Array<number>(HIST_BUCKETS).fill(0) }));
       for (const v of perCpuVals) {
@@ -134,17 +169,25 @@ export class FuseTracer {
       }));
   }
 
-  /** Detaches and unloads (a tracepoint link takes ~65 ms to destroy). */
+  /** Removes this handle's connections; the last handle detaches and unloads (~65 ms per tracepoint link). */
   close(): void {
     if (this.closed) return;
+    for (const c of [...this.tracked]) this.removeConnection(c);
     this.closed = true;
     live.delete(this);
-    for (const l of this.links) l.close();
-    this.coll.close();
+    if (--this.loaded.refs === 0) {
+      if (shared === this.loaded) shared = undefined;
+      this.loaded.unload();
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
+  }
+
+  private live(): Loaded {
+    if (this.closed) throw new Error('FuseTracer is closed');
+    return this.loaded;
   }
 }
 

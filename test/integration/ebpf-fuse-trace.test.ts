@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { connectionIdFromDev, FuseTracer, registerFuseTracerMetrics } from '../../src/ebpf/fuse-tracer';
+import { kurvePrograms } from '../../src/ebpf/status';
 import { MemFs } from '../helpers/memfs';
 import { mountTemp, type TempMount } from '../helpers/mount';
 import { describeIf, whyNoBpf, whyNoFuse } from '../helpers/privileged';
@@ -85,6 +86,23 @@ describeIf([whyNoFuse(), whyNoBpf()], 'eBPF fuse_trace on a real mount', () => {
     expect(text).toContain(`kurve_kernel_fuse_request_duration_seconds_count{op="GETATTR"} ${get.completed}`);
     expect(text).toContain(`kurve_kernel_fuse_request_duration_seconds_bucket{op="GETATTR",le="+Inf"} ${get.completed}`);
     expect(text).toMatch(/# TYPE kurve_kernel_fuse_request_duration_seconds histogram/);
+  });
+
+  it('shares one loaded object between handles, each seeing its own connections', async () => {
+    const loaded = () => kurvePrograms().filter((p) => p.name === 'fuse_request_se').length;
+    const before = loaded();
+    const other = FuseTracer.open();
+    try {
+      expect(loaded()).toBe(before);
+      other.addConnection(0x7fffff); // no such mount
+      expect(other.snapshot()).toEqual([]);
+      expect(tracer!.connections).toEqual([m!.session.connectionId]);
+    } finally {
+      other.close();
+    }
+    // The first handle keeps working after the second closed.
+    await run('sh', ['-c', 'stat "$1" > /dev/null', 'sh', m!.dir], { timeout: 10_000 });
+    expect(tracer!.snapshot().find((s) => s.op === 'GETATTR')!.count).toBeGreaterThan(0);
   });
 
   it('stops counting a removed connection', async () => {
