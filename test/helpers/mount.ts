@@ -41,6 +41,7 @@ export async function mountTemp(rawFs: RawFileSystem, options: MountOptions = {}
     p: (...parts) => path.join(dir, ...parts),
     cleanup: async () => {
       live.delete(m);
+      exitSet.delete(m);
       try {
         await withTimeout(session.unmount(), 5000, `unmount ${dir}`);
       } finally {
@@ -52,6 +53,7 @@ export async function mountTemp(rawFs: RawFileSystem, options: MountOptions = {}
     },
   };
   live.add(m);
+  exitSet.add(m);
   return m;
 }
 
@@ -81,9 +83,16 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number
 // Safety nets: every test file that imports this helper detaches leftovers after its tests, and
 // a process exit detaches synchronously whatever is still mounted.
 if (typeof afterAll === 'function') afterAll(unmountAll);
-process.once('exit', () => {
-  for (const m of live) sysUmount(m.dir, MNT_DETACH);
-});
+// (One process-wide listener, however many test files load this helper.)
+const EXIT_HOOK = Symbol.for('kurve.test.mountTempExit');
+const g = globalThis as { [EXIT_HOOK]?: Set<TempMount> };
+if (!g[EXIT_HOOK]) {
+  const all = (g[EXIT_HOOK] = new Set<TempMount>());
+  process.once('exit', () => {
+    for (const m of all) sysUmount(m.dir, MNT_DETACH);
+  });
+}
+const exitSet = g[EXIT_HOOK];
 
 /**
  * Runs one libc call in a child process (so a mount served by this process can answer it) and

@@ -361,8 +361,22 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
   }
 }
 
-/** Synchronous last resort at process exit: detach every mount this process still serves. */
-process.once('exit', () => {
+/**
+ * Synchronous last resort at process exit: detach every mount this process still serves. One
+ * listener per process, shared through a global, however often this module is loaded (jest
+ * loads it once per test file).
+ */
+const EXIT_HOOK = Symbol.for('kurve.fuse.exitUnmount');
+type ExitHookGlobal = { [EXIT_HOOK]?: Set<() => void> };
+function onProcessExit(fn: () => void): void {
+  const g = globalThis as ExitHookGlobal;
+  if (!g[EXIT_HOOK]) {
+    const hooks = (g[EXIT_HOOK] = new Set());
+    process.once('exit', () => { for (const h of hooks) h(); });
+  }
+  g[EXIT_HOOK].add(fn);
+}
+onProcessExit(() => {
   for (const s of liveSessions) ffi.sysUmount(s.mountpoint, ffi.MNT_DETACH);
 });
 
