@@ -2,8 +2,10 @@
 // inode-level operations the kernel sends, as typed requests and replies (cf. go-fuse RawFileSystem).
 //
 // How a handler answers
-// - Every method is optional: an absent method is answered with ENOSYS (the kernel then stops
-//   sending that opcode for the life of the mount, for most ops).
+// - Every method is optional: an absent method is answered with ENOSYS (for several ops — flush,
+//   fsync, xattrs, access, create, fallocate, lseek, statx, … — the kernel then stops sending
+//   that opcode for the life of the mount). Exception: RELEASE/RELEASEDIR without a handler
+//   succeed, since nothing was opened that needs closing.
 // - A handler returns its reply (synchronously or as a Promise), or fails by throwing an FsError
 //   (src/common/errno.ts) or by returning one (`return errnoReply(Errno.ENOENT)` allocates nothing,
 //   handy on hot paths). Any other thrown value becomes EIO with one log line.
