@@ -2,8 +2,9 @@
 // out-of-range -> INVALID_ARGUMENT with a reason), conversion, and the change-feed stream. Exported
 // as a {definition, impl} pair so `kurve up` can mount it on a shared server.
 import type { RpcService } from '../common/service';
-import { adaptService, AsyncService, invalidArgument, ServerOptions } from '../common/rpc';
-import type { Caller, SetAttrRequest, Timespec } from './api';
+import * as grpc from '@grpc/grpc-js';
+import { adaptService, AsyncService, invalidArgument, RpcError, ServerOptions } from '../common/rpc';
+import type { Caller, SetAttrRequest, Subscription, Timespec } from './api';
 import * as pb from '../gen/metaserver';
 import { attrToPb, chunkFromPb, dataMapToPb, direntToPb, eventToPb, statfsToPb } from './convert';
 import type { Namespace } from './namespace';
@@ -129,23 +130,25 @@ export function metaserverImpl(ns: Namespace): AsyncService<typeof pb.Metaserver
         // A client that stops reading would make the stream buffer grow without bound: after
         // MAX_UNREAD events written past a full buffer, send a reset and end the stream.
         let backlog = 0;
-        const sub = ns.subscribe(r.fsId, r.fromSeq, {
+        // A feed may call the handlers before subscribe() returns: `sub` can still be unset then.
+        let sub: Subscription | undefined;
+        sub = ns.subscribe(r.fsId, r.fromSeq, {
           event: (e) => {
             if (backlog > MAX_UNREAD) return;
             backlog = sink.write(eventToPb(e)) ? 0 : backlog + 1;
             if (backlog > MAX_UNREAD) {
               sink.write(eventToPb({ seq: e.seq, kind: 'reset' }));
-              sub.close();
+              sub?.close();
               resolve();
             }
           },
           error: (err) => {
-            sub.close();
-            reject(Object.assign(new Error(err.message), { code: 14 /* UNAVAILABLE */, details: `change feed ended: ${err.message}` }));
+            sub?.close();
+            reject(new RpcError(grpc.status.UNAVAILABLE, `change feed ended: ${err.message}`));
           },
         });
         void sink.closed.then(() => {
-          sub.close();
+          sub?.close();
           resolve();
         });
       });
