@@ -6,6 +6,7 @@ import { HandleTable } from '../../src/fuse/vfs/handle-table';
 import { InodeTable, LookupCountError, ROOT_NODEID } from '../../src/fuse/vfs/inode-table';
 import { DirStream, dotEntries, fillDirents, fillDirentsPlus, type ListedEntry } from '../../src/fuse/vfs/readdir';
 import { OUT_HEADER_SIZE, getU64 } from '../../src/fuse/protocol/wire';
+import { connectionIdIn, resolveMountOptions } from '../../src/fuse/protocol/mount';
 
 describe('InodeTable', () => {
   it('counts refs and evicts at zero', () => {
@@ -88,5 +89,27 @@ describe('readdir helpers', () => {
     expect(packed).toBe(6); // 1024 / 160
     expect(t.size).toBe(1 + packed - 2); // root + packed files, not "." / ".."
     expect(t.lookupCount(1)).toBe(1);
+  });
+});
+
+describe('mount helpers', () => {
+  const mountinfo = [
+    '22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw',
+    '40 22 0:41 / /tmp/a\\040b rw,nosuid,nodev,relatime shared:2 - fuse.kurve kurve rw,user_id=0,group_id=0',
+    '41 22 0:52 / /mnt/x rw,relatime shared:3 - tmpfs tmpfs rw',
+    '42 41 0:53 / /mnt/x rw,relatime shared:4 - fuse.kurve kurve rw,user_id=0,group_id=0',
+    '43 22 259:3 / /mnt/blk rw,relatime shared:5 - fuseblk dev rw',
+  ].join('\n');
+
+  it('finds the kernel device number of a FUSE mount, unescaping the path', () => {
+    expect(connectionIdIn(mountinfo, '/tmp/a b')).toBe(41);
+    expect(connectionIdIn(mountinfo, '/mnt/x')).toBe(53); // the FUSE mount stacked on top
+    expect(connectionIdIn(mountinfo, '/mnt/blk')).toBe(259 * 2 ** 20 + 3);
+    expect(connectionIdIn(mountinfo, '/')).toBeUndefined();
+  });
+
+  it('resolves mount options with defaults and rejects bad ones', () => {
+    expect(resolveMountOptions()).toEqual({ allowOther: false, defaultPermissions: true, passthrough: false, maxWrite: 1 << 20, maxReadahead: 1 << 20, fsname: 'kurve', subtype: 'kurve', readOnly: false });
+    expect(() => resolveMountOptions({ maxWrite: 2 << 20 })).toThrow(/EINVAL/);
   });
 });

@@ -87,8 +87,13 @@ export async function mount(rawFs: RawFileSystem, mountpoint: string, options: M
  * tracepoints and the name of its /sys/fs/fuse/connections directory.
  */
 export function connectionIdOf(mountpoint: string): number | undefined {
+  return connectionIdIn(fs.readFileSync('/proc/self/mountinfo', 'utf8'), mountpoint);
+}
+
+/** connectionIdOf over a given mountinfo text. */
+export function connectionIdIn(mountinfo: string, mountpoint: string): number | undefined {
   let found: number | undefined;
-  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+  for (const line of mountinfo.split('\n')) {
     const f = line.split(' ');
     if (f.length < 10) continue;
     const sep = f.indexOf('-');
