@@ -15,6 +15,8 @@ export interface MetaBenchResult {
   readonly createsPerSec: number;
   readonly lookupsPerSec: number;
   readonly getattrsPerSec: number;
+  /** Median latency of one op (ms), per kind. */
+  readonly p50Ms: { readonly create: number; readonly lookup: number; readonly getattr: number };
 }
 
 export interface MetaBenchOptions {
@@ -28,28 +30,38 @@ export interface MetaBenchOptions {
 
 const C = { uid: 0, gid: 0 };
 
-/** Runs `op(i)` with `concurrency` loops for `seconds`; returns ops/s. */
-async function rate(seconds: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<number> {
+/** Runs `op(i)` with `concurrency` loops for `seconds`; returns ops/s and the median op latency. */
+async function rate(seconds: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<{ perSec: number; p50Ms: number }> {
   const end = Date.now() + seconds * 1000;
   let n = 0;
+  const lat: number[] = [];
   const start = process.hrtime.bigint();
   await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (Date.now() < end) await op(n++);
+    while (Date.now() < end) {
+      const t = process.hrtime.bigint();
+      await op(n++);
+      lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
   }));
-  return Math.round(n / (Number(process.hrtime.bigint() - start) / 1e9));
+  lat.sort((a, b) => a - b);
+  const p50Ms = lat.length ? Math.round(lat[Math.floor(lat.length / 2)] * 1000) / 1000 : 0;
+  return { perSec: Math.round(n / (Number(process.hrtime.bigint() - start) / 1e9)), p50Ms };
 }
 
 async function measure(ms: MetaService, fsId: number, seconds: number, concurrency: number): Promise<Omit<MetaBenchResult, 'mode' | 'concurrency'>> {
   const dir = (await ms.mkdir(fsId, ROOT_INO, Buffer.from(`bench-${concurrency}-${Date.now()}`), 0o755, C)).ino;
   let created = 0;
-  const createsPerSec = await rate(seconds, concurrency, async (i) => {
+  const creates = await rate(seconds, concurrency, async (i) => {
     await ms.mknod(fsId, dir, Buffer.from(`f${i}`), 0o100644, 0, C);
     created = Math.max(created, i + 1);
   });
   const names = Math.max(1, Math.min(created, 1000));
-  const lookupsPerSec = await rate(seconds, concurrency, (i) => ms.lookup(fsId, dir, Buffer.from(`f${i % names}`)).catch(() => undefined));
-  const getattrsPerSec = await rate(seconds, concurrency, () => ms.getattr(fsId, dir));
-  return { createsPerSec, lookupsPerSec, getattrsPerSec };
+  const lookups = await rate(seconds, concurrency, (i) => ms.lookup(fsId, dir, Buffer.from(`f${i % names}`)).catch(() => undefined));
+  const getattrs = await rate(seconds, concurrency, () => ms.getattr(fsId, dir));
+  return {
+    createsPerSec: creates.perSec, lookupsPerSec: lookups.perSec, getattrsPerSec: getattrs.perSec,
+    p50Ms: { create: creates.p50Ms, lookup: lookups.p50Ms, getattr: getattrs.p50Ms },
+  };
 }
 
 /** In-process and gRPC numbers for each concurrency level. */
@@ -72,8 +84,9 @@ export async function benchMetaserver(opts: MetaBenchOptions = {}): Promise<Meta
 }
 
 export function formatBench(results: readonly MetaBenchResult[]): string {
-  const rows = results.map((r) => `| ${r.mode} | ${r.concurrency} | ${r.createsPerSec} | ${r.lookupsPerSec} | ${r.getattrsPerSec} |`);
-  return ['| mode | in flight | creates/s | lookups/s | getattrs/s |', '|---|---|---|---|---|', ...rows].join('\n');
+  const rows = results.map((r) =>
+    `| ${r.mode} | ${r.concurrency} | ${r.createsPerSec} | ${r.lookupsPerSec} | ${r.getattrsPerSec} | ${r.p50Ms.create} / ${r.p50Ms.lookup} / ${r.p50Ms.getattr} |`);
+  return ['| mode | in flight | creates/s | lookups/s | getattrs/s | p50 ms (create / lookup / getattr) |', '|---|---|---|---|---|---|', ...rows].join('\n');
 }
 
 if (require.main === module) {
