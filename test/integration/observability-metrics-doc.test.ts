@@ -53,6 +53,19 @@ describe('docs/metrics.md', () => {
     expect([...missing]).toEqual([]);
   });
 
+  it('queries only metrics the code exports (or prom-client process defaults)', () => {
+    const unknown = new Set<string>();
+    for (const d of Object.values(allDashboards())) {
+      for (const { expr } of expressions(d)) {
+        for (const m of expr.matchAll(/\bkurve_[a-z0-9_]+/g)) {
+          const base = m[0].replace(/_(bucket|sum|count)$/, '');
+          if (!names.has(m[0]) && !names.has(base) && !/^kurve_(process|nodejs)_/.test(m[0])) unknown.add(m[0]);
+        }
+      }
+    }
+    expect([...unknown]).toEqual([]);
+  });
+
   it('names follow the conventions: base units, counters end in _total', () => {
     const bad: string[] = [];
     for (const m of DOC.matchAll(/^\| `(kurve_[a-z0-9_]+)` \| (counter|gauge|histogram) \|/gm)) {
