@@ -46,6 +46,14 @@ export function parseEtcdEndpoints(spec: string | readonly string[]): string[] {
   });
 }
 
+/** A call refused without being sent (the member failed recently): never ambiguous, always retryable. */
+export class EtcdHostDownError extends Error {
+  constructor(last: string) {
+    super(`etcd member marked down after: ${last}`);
+    this.name = 'EtcdHostDownError';
+  }
+}
+
 type HostPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
 type GlobalPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
 
@@ -56,15 +64,17 @@ type GlobalPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['global']
  */
 function hostBreaker(downMs: number): HostPolicy {
   let downUntil = 0;
+  let lastError = '';
   const policy = {
     async execute<T>(fn: (ctx: unknown) => PromiseLike<T> | T): Promise<T> {
-      if (Date.now() < downUntil) throw new Error('etcd member marked down after a transient error');
+      if (Date.now() < downUntil) throw new EtcdHostDownError(lastError);
       try {
         return await fn({ signal: new AbortController().signal });
       } catch (err) {
         // Not on CANCELLED: etcd3 counts our own stream cancellations (watch, keepalive) as recoverable.
         if (err instanceof Error && isRecoverableError(err) && /UNAVAILABLE|DEADLINE|ECONNREFUSED|No connection/i.test(err.message)) {
           downUntil = Date.now() + downMs;
+          lastError = err.message;
           log.debug({ err: err.message }, "etcd member marked down");
         }
         throw err;
@@ -108,6 +118,7 @@ export function isTransientEtcdError(err: unknown): boolean {
 
 /** A timed-out call may have been applied by etcd: a write needs checking before it is retried. */
 export function isAmbiguousEtcdError(err: unknown): boolean {
+  if (err instanceof EtcdHostDownError) return false;
   return err instanceof Error && /deadline|timed out|ECONNRESET|leader changed|stream removed|cancelled/i.test(`${err.name} ${err.message}`);
 }
 

@@ -44,7 +44,9 @@ export async function startEtcdMds(opts: EtcdMdsOptions): Promise<EtcdMdsServer>
     // The data dir only holds the replica's server id here (state is in etcd).
     fs.mkdirSync(opts.dataDir, { recursive: true });
     // Fail fast and clearly when etcd is not there (the store would otherwise retry for seconds per call).
-    await store.get('meta/next-fs-id');
+    await store.get('meta/next-fs-id').catch((err: unknown) => {
+      throw new Error(`cannot reach etcd at ${parseEtcdEndpoints(opts.etcd).join(',')}: ${(err as Error).message}`);
+    });
     server = await startMds({ ...opts, listen, store, election });
   } catch (err) {
     await election.close().catch(() => undefined);

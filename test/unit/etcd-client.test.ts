@@ -1,6 +1,6 @@
 // etcd client helpers without etcd: endpoint parsing, error classification, bounded retries.
 import {
-  EtcdUnavailableError, isAmbiguousEtcdError, isTransientEtcdError, parseEtcdEndpoints, retryEtcd,
+  EtcdHostDownError, EtcdUnavailableError, isAmbiguousEtcdError, isTransientEtcdError, parseEtcdEndpoints, retryEtcd,
 } from '../../src/common/etcd-client';
 import { GRPCDeadlineExceededError, GRPCUnavailableError, EtcdError } from 'etcd3';
 
@@ -29,6 +29,9 @@ describe('etcd error classes', () => {
     expect(isAmbiguousEtcdError(unavailable)).toBe(false);
     expect(isTransientEtcdError(new EtcdError('etcdserver: mvcc: required revision has been compacted'))).toBe(false);
     expect(isTransientEtcdError('nope')).toBe(false);
+    const down = new EtcdHostDownError('4 DEADLINE_EXCEEDED: Deadline exceeded');
+    expect(isTransientEtcdError(down)).toBe(true);
+    expect(isAmbiguousEtcdError(down)).toBe(false);
   });
 });
 
