@@ -10,6 +10,8 @@ interface MetaBenchResult {
   readonly createsPerSec: number;
   readonly lookupsPerSec: number;
   readonly getattrsPerSec: number;
+  /** Median latency per op (ms); absent in older builds of the metaserver bench. */
+  readonly p50Ms?: { readonly create: number; readonly lookup: number; readonly getattr: number };
 }
 
 const metaserver: Benchmark = {
@@ -34,6 +36,7 @@ const metaserver: Benchmark = {
           higherIsBetter: true,
           kurve: inProc ? { value: inProc[key] } : { unavailable: 'no in-process result' },
           reference: { label: 'gRPC', cell: grpc ? { value: grpc[key] } : { unavailable: 'no gRPC result' } },
+          ...(inProc?.p50Ms && grpc?.p50Ms ? { notes: `p50 latency: in-process ${inProc.p50Ms[op].toPrecision(3)} ms, gRPC ${grpc.p50Ms[op].toPrecision(3)} ms` } : {}),
         });
       }
     }
