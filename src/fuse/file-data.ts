@@ -24,6 +24,8 @@ export interface FileDataDeps {
   /** Before our own commit: the dataVersion it should produce (the change feed will echo it). */
   readonly expectCommit?: (ino: number, dataVersion: number) => void;
   readonly cancelCommit?: (ino: number, dataVersion: number) => void;
+  /** After each of our commits, with the inode's new attributes. */
+  readonly committed?: (attr: Attr) => void;
 }
 
 /** How many chunk uploads (or downloads for one read) run at once. */
@@ -376,6 +378,7 @@ export class FileData implements Evictor {
         throw err;
       }
       commits.inc();
+      this.d.committed?.(attr);
       group.forEach(([index, gen], k) => {
         st.refs.set(index, refs[k]);
         st.uploaded.delete(index);

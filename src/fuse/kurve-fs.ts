@@ -59,6 +59,12 @@ export class KurveFs implements RawFileSystem {
   private conn?: FuseConnection;
   private readonly inodes: InodeTable<InodeRef>;
   private readonly dirs = new HandleTable<DirHandle>();
+  /**
+   * Attributes as of the last reply, kept only while the change feed is connected (every change
+   * by anyone arrives as an event and drops the entry): GETATTR without a metaserver round trip,
+   * which matters when the kernel's own timeouts are short or 0.
+   */
+  private readonly attrCache = new Map<number, Attr>();
   /** Inodes whose last name we removed: their local data goes at the kernel's forget. */
   private readonly deleted = new Set<number>();
 
@@ -75,12 +81,18 @@ export class KurveFs implements RawFileSystem {
       readaheadChunks: d.options.readaheadChunks, earlyUploads: d.options.earlyUploads,
       expectCommit: (ino, v) => this.coherence.expectData(ino, v),
       cancelCommit: (ino, v) => this.coherence.cancelData(ino, v),
+      committed: (attr) => this.cacheAttr(attr),
     });
     this.coherence = new Coherence(d.meta, this.fsId, d.options, {
       onData: (ino, v) => {
+        this.attrCache.delete(ino);
         this.dataPath.remoteChange(ino, v).catch((err: unknown) => log.warn({ ino, err: String(err) }, 'refresh after remote change failed'));
       },
-      onReset: () => this.dataPath.markAllStale(),
+      onAttr: (ino) => this.attrCache.delete(ino),
+      onReset: () => {
+        this.attrCache.clear();
+        this.dataPath.markAllStale();
+      },
       knownInodes: () => [...this.inodes.entries()].map(([ino]) => ino),
     });
     this.files = new FileOps(this, d.meta, this.dataPath, d.options, d.sessionId);
@@ -110,8 +122,17 @@ export class KurveFs implements RawFileSystem {
     this.coherence.close();
   }
 
+  cacheAttr(attr: Attr): void {
+    if (!this.coherence.subscribed) return;
+    if (this.attrCache.size >= 100_000) this.attrCache.clear();
+    this.attrCache.set(attr.ino, attr);
+  }
+
   /** Entry for a reply that hands the kernel a lookup count (see raw-fs.ts "Lookup counts"). */
   entry(parent: number, name: Buffer, attr: Attr): EntryOut {
+    this.cacheAttr(attr);
+    // Our own create/link/rename changed the parent (mtime, nlink): its event may still be queued.
+    this.attrCache.delete(parent);
     const ref = this.inodes.ref(attr.ino, () => ({ parent: 0 }));
     if ((attr.mode & S_IFMT) === S_IFDIR) ref.parent = parent;
     inodesTracked.set(this.inodes.size);
@@ -137,7 +158,9 @@ export class KurveFs implements RawFileSystem {
   async own<T>(names: ReadonlyArray<readonly [number, Buffer]>, op: () => Promise<T>): Promise<T> {
     const cancels = names.map(([parent, name]) => this.coherence.expectEntry(parent, name));
     try {
-      return await op();
+      const r = await op();
+      for (const [parent] of names) this.attrCache.delete(parent);
+      return r;
     } catch (err) {
       for (const c of cancels) c();
       throw err;
@@ -165,7 +188,11 @@ export class KurveFs implements RawFileSystem {
   }
 
   async getattr(ctx: RequestContext, _req: GetattrIn): Promise<AttrOut> {
-    return this.attrOut(await this.d.meta.getattr(this.fsId, ctx.nodeid));
+    const cached = this.coherence.subscribed ? this.attrCache.get(ctx.nodeid) : undefined;
+    if (cached) return this.attrOut(cached);
+    const attr = await this.d.meta.getattr(this.fsId, ctx.nodeid);
+    this.cacheAttr(attr);
+    return this.attrOut(attr);
   }
 
   async setattr(ctx: RequestContext, req: SetattrIn): Promise<AttrOut> {
@@ -190,6 +217,7 @@ export class KurveFs implements RawFileSystem {
       attr = await this.d.meta.setattr(this.fsId, ino, change, this.caller(ctx));
     }
     attr ??= await this.d.meta.getattr(this.fsId, ino);
+    this.cacheAttr(attr);
     return this.attrOut(attr);
   }
 
@@ -222,6 +250,7 @@ export class KurveFs implements RawFileSystem {
     checkName(req.name);
     await this.files.protectOpen();
     const r = await this.own([[ctx.nodeid, req.name]], () => this.d.meta.unlink(this.fsId, ctx.nodeid, req.name, this.caller(ctx)));
+    this.attrCache.delete(r.ino);
     if (r.nlink === 0) {
       if (this.inodes.get(r.ino) === undefined) this.dataPath.drop(r.ino);
       else this.deleted.add(r.ino);
@@ -240,6 +269,8 @@ export class KurveFs implements RawFileSystem {
     await this.files.protectOpen(); // a rename over an open file unlinks it
     await this.own([[ctx.nodeid, req.name], [req.newParent, req.newName]], () =>
       this.d.meta.rename(this.fsId, ctx.nodeid, req.name, req.newParent, req.newName, req.flags, this.caller(ctx)));
+    // The moved inode's ctime and a replaced one's nlink changed; we do not know their numbers here.
+    this.attrCache.clear();
   }
 
   async link(ctx: RequestContext, req: LinkIn): Promise<EntryOut> {
@@ -263,6 +294,7 @@ export class KurveFs implements RawFileSystem {
     if (this.warmup.handles(req.name)) return this.warmup.set(ctx, req.value);
     if (req.name === CAPABILITY_XATTR) throw new FsError(Errno.EOPNOTSUPP, 'file capabilities are not supported on Kurve');
     await this.d.meta.setxattr(this.fsId, ctx.nodeid, req.name, req.value, req.flags);
+    this.attrCache.delete(ctx.nodeid);
   }
 
   async getxattr(ctx: RequestContext, req: GetxattrIn): Promise<Buffer> {
@@ -278,6 +310,7 @@ export class KurveFs implements RawFileSystem {
 
   async removexattr(ctx: RequestContext, req: RemovexattrIn): Promise<void> {
     await this.d.meta.removexattr(this.fsId, ctx.nodeid, req.name);
+    this.attrCache.delete(ctx.nodeid);
   }
 
   // ---- directories --------------------------------------------------------------------------
