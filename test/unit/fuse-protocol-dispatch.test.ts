@@ -173,6 +173,13 @@ describe('dispatch', () => {
     expect(full.body.toString()).toBe('value');
   });
 
+  it('answers EIO when a handler returns the wrong type of data', () => {
+    (h.rawFs as { readlink?: () => unknown }).readlink = () => 'not a buffer';
+    h.send(Opcode.READLINK, 2);
+    expect(h.replies().map((r) => r.error)).toEqual([-Errno.EIO]);
+    expect(h.session.inflight).toBe(0);
+  });
+
   it('never sends more READ data than asked for', () => {
     const b = Buffer.alloc(40);
     b.writeUInt32LE(10, 16); // size

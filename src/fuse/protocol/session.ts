@@ -207,6 +207,8 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
 
   /** Reply with a separate data buffer (READ, READLINK, xattrs): one writev, no copy. */
   replyData(req: Request, data: Buffer): void {
+    // Thrown before anything is written, so dispatch answers EIO instead of leaving the kernel waiting.
+    if (!Buffer.isBuffer(data)) throw new TypeError(`${opName(req.opcode)} handler returned ${typeof data}, not a Buffer`);
     const hdr = Buffer.allocUnsafe(OUT_HEADER_SIZE);
     writeOutHeader(hdr, 0, OUT_HEADER_SIZE + data.length, 0, req.h.uniqueLo, req.h.uniqueHi);
     this.write(req, () => fs.writevSync(this.fd, [hdr, data]));
