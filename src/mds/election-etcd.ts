@@ -108,7 +108,7 @@ export class EtcdElection implements LeaderElection {
     const c = this.campaign;
     this.campaign = undefined;
     this.setLeading(false);
-    if (c) await withTimeout(c.resign(), timeoutMs).catch((err) => log.warn({ err: (err as Error).message }, 'resign failed; the lease will expire'));
+    if (c) await withTimeout(this.drop(c), timeoutMs).catch((err) => log.warn({ err: (err as Error).message }, 'resign failed; the lease will expire'));
   }
 
   async close(): Promise<void> {
@@ -126,6 +126,12 @@ export class EtcdElection implements LeaderElection {
     this.leases.clear();
     await this.watcher?.cancel().catch(() => undefined);
     this.listeners.clear();
+  }
+
+  /** Ends a campaign: its lease is revoked (its key goes at once) and forgotten once that worked. */
+  private async drop(c: Campaign): Promise<void> {
+    await c.resign();
+    this.leases.delete(campaignLease(c));
   }
 
   private margin(): number {
@@ -190,7 +196,7 @@ export class EtcdElection implements LeaderElection {
       log.warn({ err: err.message }, 'election campaign failed (lease lost?); campaigning again');
       this.campaign = undefined;
       this.setLeading(false);
-      c.resign().catch(() => undefined);
+      this.drop(c).catch(() => undefined);
       this.retryTimer = setTimeout(() => this.runCampaign(), 200);
     });
   }
@@ -217,7 +223,7 @@ export class EtcdElection implements LeaderElection {
       const c = this.campaign;
       this.campaign = undefined;
       this.setLeading(false);
-      c?.resign().catch(() => undefined);
+      if (c) this.drop(c).catch(() => undefined);
       this.retryTimer = setTimeout(() => this.runCampaign(), 100);
     }
   }
