@@ -5,10 +5,9 @@ import { counter, histogram, LATENCY_BUCKETS } from '../common/metrics';
 import type { KvEngine } from './engine';
 import { ChangeFeed, encodeEvents } from './feed';
 import type { GcQueue } from './gc';
-import { decodeFs, FsRecord, InodeRec, isDir, nowTs } from './inode';
+import { decodeDentry, decodeFs, Dentry, FsRecord, InodeRec, isDir, nowTs } from './inode';
 import { dentryKey, eventsKey, fsKey } from './keys';
 import { Allocator, runTx, Tx } from './txn';
-import { decodeDentry, Dentry } from './inode';
 
 const opsTotal = counter({
   name: 'kurve_metaserver_ops_total',

@@ -1,14 +1,14 @@
 // Optimistic read-compare-write transactions over a KvEngine: an op reads through a Tx (each read
 // key becomes a modRevision compare), stages writes and events, and commits; on conflict the whole
-// op re-runs on fresh reads. This is what lets several metaservers share one etcd store; on lmdb
-// the engine checks compares against its overlay, so a conflict costs one immediate re-run.
+// op re-runs on fresh reads. This is what lets several metaservers share one etcd store. On lmdb
+// the engine decides compares synchronously, so the read-and-stage phase runs under an in-process
+// lock and never conflicts, while durable commits still overlap (group commit).
 import { fsError } from '../common/errno';
 import { counter } from '../common/metrics';
 import type { KvEngine, KvEntry } from './engine';
 import type { EventDraft } from './feed';
-import { allocKey } from './keys';
 import { decodeInode, encodeInode, InodeRec, readU64Value, u64Value } from './inode';
-import { inodeKey } from './keys';
+import { allocKey, inodeKey } from './keys';
 
 const conflicts = counter({
   name: 'kurve_metaserver_txn_conflicts_total',
