@@ -119,6 +119,13 @@ describe('dispatch', () => {
     expect(h.session.inflight).toBe(0);
   });
 
+  it('maps a Node system error thrown by a handler to its errno', async () => {
+    (h.rawFs as { readlink?: () => unknown }).readlink = () => fs.promises.readlink('/nonexistent/kurve'); // a Node-core promise: another realm under jest
+    h.send(Opcode.READLINK, 2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(h.replies().map((r) => r.error)).toEqual([-Errno.ENOENT]);
+  });
+
   it('passes the caller in the context', () => {
     h.send(Opcode.GETATTR, 5, Buffer.alloc(16));
     const [r] = h.replies();

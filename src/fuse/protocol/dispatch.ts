@@ -28,12 +28,13 @@ function call<T>(s: FuseSession, req: Request, f: () => Reply<T>, ok: (v: T) => 
     s.replyThrown(req, err);
     return;
   }
-  if (r instanceof Promise) {
+  // Duck-typed: a promise from another realm (Node core APIs under jest) is not `instanceof Promise`.
+  if (typeof (r as PromiseLike<unknown> | undefined)?.then === 'function') {
     s.pending.set(req.unique, req);
-    r.then((v) => settle(s, req, v, ok), (err: unknown) => s.replyThrown(req, err));
+    (r as PromiseLike<T | FsError>).then((v) => settle(s, req, v, ok), (err: unknown) => s.replyThrown(req, err));
     return;
   }
-  settle(s, req, r, ok);
+  settle(s, req, r as T | FsError, ok);
 }
 
 function settle<T>(s: FuseSession, req: Request, v: T | FsError, ok: (v: T) => void): void {

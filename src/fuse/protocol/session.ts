@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Epoll } from 'epoll';
-import { Errno, FsError, errnoName } from '../../common/errno';
+import { Errno, FsError, errnoName, toErrno } from '../../common/errno';
 import { moduleLogger, tracer } from '../../common/logger';
 import { counter, gauge, histogram, LATENCY_BUCKETS } from '../../common/metrics';
 import * as ffi from './ffi';
@@ -221,10 +221,14 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
     this.finished(req, errno);
   }
 
-  /** FsError -> its errno; anything else is a bug in a handler: EIO and one log line. */
+  /**
+   * FsError -> its errno (so do a gRPC error carrying one and a Node system error such as
+   * EACCES, via toErrno); anything else is a bug in a handler: EIO and one log line.
+   */
   replyThrown(req: Request, err: unknown): void {
-    if (err instanceof FsError && err.errno > 0 && err.errno < 4096) {
-      this.replyError(req, err.errno);
+    const errno = toErrno(err);
+    if (errno > 0 && errno < 4096 && (errno !== Errno.EIO || err instanceof FsError)) {
+      this.replyError(req, errno);
       return;
     }
     log.error({ err, op: opName(req.opcode), unique: req.unique, nodeid: req.nodeid }, `${opName(req.opcode)} handler failed; answering EIO`);
