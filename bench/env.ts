@@ -40,6 +40,7 @@ export class BenchEnv {
   private readonly daemons = new Map<string, Daemon>();
   private readonly kurveMounts = new Map<string, KurveMount>();
   private readonly helpers = new Map<string, ChildProcess>();
+  private readonly cleanups = new Set<() => void>();
   private closed = false;
 
   constructor(readonly quick: boolean, readonly log: (msg: string) => void) {
@@ -158,6 +159,18 @@ export class BenchEnv {
     }
   }
 
+  /**
+   * Registers a synchronous cleanup (netns, cgroup, pins) that closeSync() runs if the benchmark
+   * is interrupted; call the returned function to run it now and unregister it.
+   */
+  addCleanup(fn: () => void): () => void {
+    this.cleanups.add(fn);
+    return () => {
+      if (!this.cleanups.delete(fn)) return;
+      fn();
+    };
+  }
+
   /** Registers a long-running helper process (a server) so close() always stops it. */
   track(name: string, child: ChildProcess): void {
     this.helpers.set(name, child);
@@ -233,6 +246,10 @@ export class BenchEnv {
 
   /** Synchronous last-resort cleanup (signal handlers): kill, detach, unmount ext4, remove tmp. */
   closeSync(): void {
+    for (const fn of [...this.cleanups]) {
+      this.cleanups.delete(fn);
+      try { fn(); } catch (err) { this.log(`warning: cleanup failed: ${(err as Error).message}`); }
+    }
     for (const child of this.helpers.values()) {
       try { child.kill('SIGKILL'); } catch { /* already dead */ }
     }

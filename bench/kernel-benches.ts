@@ -2,7 +2,7 @@
 // connect through one lost SYN with the kernel's default vs a tuned initial RTO (`kurve rto`).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Benchmark, Cell, cell, Unavailable } from './harness';
 import { median } from './util';
@@ -10,6 +10,22 @@ import { median } from './util';
 import { NetnsPair, TestCgroup, uniqueTag } from '../test/helpers/netns';
 
 const execFileP = promisify(execFile);
+
+/**
+ * Makes sure the namespaces are gone: a `netns del` right after SIGKILLing the processes inside
+ * can fail while they are still exiting, so check and retry a few times (synchronously: this also
+ * runs from the signal handler).
+ */
+function removeNetns(names: string[]): void {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const left = names.filter((n) => fs.existsSync(`/run/netns/${n}`));
+    if (!left.length) return;
+    for (const n of left) {
+      try { execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' }); } catch { /* retried */ }
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+  }
+}
 
 const traceOverhead: Benchmark = {
   name: 'trace-overhead',
@@ -86,6 +102,13 @@ const rtoConnect: Benchmark = {
     const pinRoot = `/sys/fs/bpf/kurve-bench-${tag}`;
     let cg: TestCgroup | undefined;
     const kurve = (...args: string[]) => execFileP(process.execPath, [cli, ...args, '--pin-dir', pinRoot], { timeout: 20_000 });
+    // Also runs on Ctrl-C: removing the pins detaches the programs; then the netns pair and cgroup.
+    const cleanup = env.addCleanup(() => {
+      fs.rmSync(pinRoot, { recursive: true, force: true });
+      pair.tearDown();
+      removeNetns([pair.client, pair.server]);
+      cg?.close();
+    });
     try {
       pair.setUp();
       cg = new TestCgroup(`kurve-bench-${tag}`);
@@ -135,9 +158,7 @@ const rtoConnect: Benchmark = {
       }
     } finally {
       await kurve('rto', 'detach').catch(() => undefined);
-      fs.rmSync(pinRoot, { recursive: true, force: true });
-      pair.tearDown();
-      cg?.close();
+      cleanup();
     }
   },
 };
