@@ -2,6 +2,7 @@
 // (served by this process) with a workload running, and TCP retransmits from a namespace pair.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -128,7 +129,9 @@ describeIf([whyNoFuse(), whyNoBpf(), whyNoCommand('bpftrace'), whyNoCommand('ip'
       await new Promise((r) => setTimeout(r, 3_000)); // bpftrace compiles and attaches in ~1-2 s
       const t0 = Date.now();
       child.kill('SIGINT');
-      const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([exited, new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), 10_000)))]);
+      clearTimeout(timer);
       expect(code).toBe(0);
       expect(Date.now() - t0).toBeLessThan(10_000);
       const res = JSON.parse(out) as { result: RecipeResult };
@@ -138,7 +141,13 @@ describeIf([whyNoFuse(), whyNoBpf(), whyNoCommand('bpftrace'), whyNoCommand('ip'
     }
   }, 30_000);
 
-  it('fails clearly on an unknown recipe', async () => {
+  it('fails clearly on an unknown recipe or a --mount that is not a FUSE mount', async () => {
     await expect(run(process.execPath, [CLI, 'trace', 'nope'])).rejects.toMatchObject({ stderr: expect.stringMatching(/unknown recipe "nope"/) });
+    const notFuse = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-notfuse-'));
+    try {
+      await expect(run(process.execPath, [CLI, 'trace', 'fuse-latency', '--mount', notFuse])).rejects.toMatchObject({ stderr: expect.stringMatching(/is not a FUSE mount point/) });
+    } finally {
+      fs.rmdirSync(notFuse);
+    }
   });
 });

@@ -66,7 +66,17 @@ Examples:
       let connection: number | undefined;
       if (o.mount) {
         const { connectionIdOf } = await import('../../ebpf/fuse-tracer');
-        connection = connectionIdOf(o.mount);
+        const { mounts } = await import('../../ebpf/features');
+        const fs = await import('node:fs');
+        let real: string;
+        try {
+          real = fs.realpathSync(o.mount);
+        } catch (err) {
+          throw new Error(`--mount ${o.mount}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : (err as Error).message}`);
+        }
+        const m = mounts().filter((x) => x.target === real).pop();
+        if (!m || !m.fstype.startsWith('fuse')) throw new Error(`--mount ${o.mount} is not a FUSE mount point${m ? ` (it is ${m.fstype})` : ''}`);
+        connection = connectionIdOf(real);
       }
       const ac = new AbortController();
       const onSigint = () => ac.abort();
