@@ -48,10 +48,11 @@ function client(): Record<string, unknown> {
       { expr: `sum(${sel('kurve_client_cache_limit_bytes')})`, legend: 'limit' },
     ], { w: 6 }),
     timeseries('Chunk-cache evictions/s', 'ops', [{ expr: `sum(${rate('kurve_client_cache_evictions_total')})`, legend: 'evictions' }], { w: 6 }),
-    timeseries('Uploads: commits/s and p99 upload time', 'short', [
-      { expr: `sum(${rate('kurve_client_commits_total')})`, legend: 'commits/s' },
-      { expr: `histogram_quantile(0.99, sum by (le) (${rate('kurve_client_upload_duration_seconds_bucket')}))`, legend: 'p99 upload (s)' },
-    ]),
+    timeseries('Data commits/s', 'ops', [{ expr: `sum(${rate('kurve_client_commits_total')})`, legend: 'commits' }], { w: 6, description: 'New chunk versions committed to the metaserver (flush, fsync, close)' }),
+    timeseries('Upload time p50 / p99', 's', [
+      { expr: `histogram_quantile(0.5, sum by (le) (${rate('kurve_client_upload_duration_seconds_bucket')}))`, legend: 'p50' },
+      { expr: `histogram_quantile(0.99, sum by (le) (${rate('kurve_client_upload_duration_seconds_bucket')}))`, legend: 'p99' },
+    ], { w: 6 }),
     timeseries('Open handles and inodes tracked', 'short', [
       { expr: `sum(${sel('kurve_client_open_handles')})`, legend: 'open handles' },
       { expr: `sum(${sel('kurve_client_inodes_tracked')})`, legend: 'inodes tracked' },
