@@ -118,7 +118,9 @@ export class NetnsPair {
   private serverMac = '';
   private readonly children = new Set<ChildProcess>();
 
-  constructor(tag: string, octet = 100 + (process.pid % 100)) {
+  /** `octet` picks the 10.<octet>.77.0/24 subnet; by default derived from the tag, so concurrent
+   * pairs (tests, benchmarks) rarely share one: BPF statistics are per destination prefix. */
+  constructor(tag: string, octet = 100 + ([...tag].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7) % 150)) {
     this.client = `kc-${tag}`;
     this.server = `ks-${tag}`;
     this.subnet = `10.${octet}.77.0/24`;
@@ -230,6 +232,7 @@ export class NetnsPair {
   }
 }
 
+/** Short (interface and namespace names stay well under limits) and unique per run. */
 export function uniqueTag(): string {
-  return `${process.pid.toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+  return `${process.pid.toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
 }
