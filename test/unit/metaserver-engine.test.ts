@@ -77,3 +77,25 @@ describe('lmdb engine directory lock', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe('lmdb engine overlay ranges', () => {
+  it('merges writes not yet on disk in byte order, deletes included', async () => {
+    const dir = tempDir('kurve-eng-');
+    const e = new LmdbEngine({ path: dir });
+    try {
+      const k = (...bytes: number[]) => Buffer.from(bytes);
+      await e.txn({ puts: [k(1, 0x10), k(1, 0x90), k(1, 0xf0)].map((key) => ({ key, value: Buffer.from('disk') })) });
+      // Not awaited: these sit in the overlay while the range runs.
+      const pending = e.txn({ puts: [{ key: k(1, 0x80), value: Buffer.from('new') }, { key: k(1, 0xff), value: Buffer.from('new') }], deletes: [k(1, 0x90)] });
+      const got = await e.range({ prefix: k(1) });
+      expect(got.map((x) => x.key[1])).toEqual([0x10, 0x80, 0xf0, 0xff]);
+      expect((await e.range({ prefix: k(1), limit: 2 })).map((x) => x.key[1])).toEqual([0x10, 0x80]);
+      expect((await e.range({ start: k(1, 0x81), end: k(1, 0xff) })).map((x) => x.key[1])).toEqual([0xf0]);
+      await pending;
+      expect((await e.range({ prefix: k(1) })).map((x) => x.key[1])).toEqual([0x10, 0x80, 0xf0, 0xff]);
+    } finally {
+      await e.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -138,11 +138,13 @@ export class LmdbEngine implements KvEngine {
     this.check();
     const { start, end } = rangeBounds(r);
     const limit = r.limit ?? Infinity;
-    const inRange = (k: Buffer) => k.compare(start) >= 0 && (end === undefined || k.compare(end) < 0);
+    // Overlay keys are latin1 strings: one char per byte, so string order is byte order and the
+    // scan needs no Buffer per pending key.
+    const startS = start.toString('latin1');
+    const endS = end?.toString('latin1');
     const overlay: Array<[Buffer, Pending]> = [];
     for (const [k, p] of this.pending) {
-      const key = Buffer.from(k, 'latin1');
-      if (inRange(key)) overlay.push([key, p]);
+      if (k >= startS && (endS === undefined || k < endS)) overlay.push([Buffer.from(k, 'latin1'), p]);
     }
     const fetch = r.reverse ? Infinity : limit + overlay.length;
     const out = new Map<string, KvEntry>();
