@@ -21,6 +21,8 @@ export interface CoherenceHooks {
   onData(ino: number, dataVersion: number): void;
   /** Attributes changed elsewhere. */
   onAttr?(ino: number): void;
+  /** A name changed (called for our own echoes too: dropping a daemon cache entry is harmless). */
+  onEntry?(parent: number, name: Buffer): void;
   /** The feed broke: every cached thing may be stale. */
   onReset(): void;
   /** Inodes the kernel may hold (for a full invalidation). */
@@ -115,6 +117,7 @@ export class Coherence {
     changeEvents.inc({ kind: e.kind });
     switch (e.kind) {
       case 'entry':
+        this.hooks.onEntry?.(e.parent, e.name);
         if (this.consumeOwn(`e${e.parent}/${e.name.toString('latin1')}`)) return;
         this.invalEntry(e.parent, e.name);
         return;

@@ -65,6 +65,13 @@ export class KurveFs implements RawFileSystem {
    * which matters when the kernel's own timeouts are short or 0.
    */
   private readonly attrCache = new Map<number, Attr>();
+  /** (parent, name) -> ino (0 = no such name), under the same rule as attrCache. */
+  private readonly dentryCache = new Map<string, number>();
+  /**
+   * Bumped by every change event: a reply fetched before an event may be older than it, so it is
+   * cached only if no event arrived since the request started (callers pass the epoch they saw).
+   */
+  private cacheEpoch = 0;
   /** Inodes whose last name we removed: their local data goes at the kernel's forget. */
   private readonly deleted = new Set<number>();
 
@@ -81,16 +88,26 @@ export class KurveFs implements RawFileSystem {
       readaheadChunks: d.options.readaheadChunks, earlyUploads: d.options.earlyUploads,
       expectCommit: (ino, v) => this.coherence.expectData(ino, v),
       cancelCommit: (ino, v) => this.coherence.cancelData(ino, v),
-      committed: (attr) => this.cacheAttr(attr),
+      committed: (attr) => this.attrCache.delete(attr.ino),
     });
     this.coherence = new Coherence(d.meta, this.fsId, d.options, {
       onData: (ino, v) => {
+        this.cacheEpoch++;
         this.attrCache.delete(ino);
         this.dataPath.remoteChange(ino, v).catch((err: unknown) => log.warn({ ino, err: String(err) }, 'refresh after remote change failed'));
       },
-      onAttr: (ino) => this.attrCache.delete(ino),
+      onAttr: (ino) => {
+        this.cacheEpoch++;
+        this.attrCache.delete(ino);
+      },
+      onEntry: (parent, name) => {
+        this.cacheEpoch++;
+        this.dentryCache.delete(dentryKey(parent, name));
+      },
       onReset: () => {
+        this.cacheEpoch++;
         this.attrCache.clear();
+        this.dentryCache.clear();
         this.dataPath.markAllStale();
       },
       knownInodes: () => [...this.inodes.entries()].map(([ino]) => ino),
@@ -122,15 +139,22 @@ export class KurveFs implements RawFileSystem {
     this.coherence.close();
   }
 
-  cacheAttr(attr: Attr): void {
-    if (!this.coherence.subscribed) return;
+  private cacheDentry(parent: number, name: Buffer, ino: number, epoch: number): void {
+    if (!this.coherence.subscribed || epoch !== this.cacheEpoch) return;
+    if (this.dentryCache.size >= 200_000) this.dentryCache.clear();
+    this.dentryCache.set(dentryKey(parent, name), ino);
+  }
+
+  cacheAttr(attr: Attr, epoch: number): void {
+    if (!this.coherence.subscribed || epoch !== this.cacheEpoch) return;
     if (this.attrCache.size >= 100_000) this.attrCache.clear();
     this.attrCache.set(attr.ino, attr);
   }
 
   /** Entry for a reply that hands the kernel a lookup count (see raw-fs.ts "Lookup counts"). */
-  entry(parent: number, name: Buffer, attr: Attr): EntryOut {
-    this.cacheAttr(attr);
+  entry(parent: number, name: Buffer, attr: Attr, epoch = -1): EntryOut {
+    this.cacheAttr(attr, epoch);
+    this.cacheDentry(parent, name, attr.ino, epoch);
     // Our own create/link/rename changed the parent (mtime, nlink): its event may still be queued.
     this.attrCache.delete(parent);
     const ref = this.inodes.ref(attr.ino, () => ({ parent: 0 }));
@@ -159,7 +183,10 @@ export class KurveFs implements RawFileSystem {
     const cancels = names.map(([parent, name]) => this.coherence.expectEntry(parent, name));
     try {
       const r = await op();
-      for (const [parent] of names) this.attrCache.delete(parent);
+      for (const [parent, name] of names) {
+        this.attrCache.delete(parent);
+        this.dentryCache.delete(dentryKey(parent, name));
+      }
       return r;
     } catch (err) {
       for (const c of cancels) c();
@@ -171,14 +198,22 @@ export class KurveFs implements RawFileSystem {
 
   async lookup(ctx: RequestContext, name: Buffer): Promise<EntryOut> {
     checkName(name);
+    if (this.coherence.subscribed) {
+      const ino = this.dentryCache.get(dentryKey(ctx.nodeid, name));
+      if (ino === 0) return negativeEntry(this.coherence.entryTimeout);
+      const attr = ino === undefined ? undefined : this.attrCache.get(ino);
+      if (attr) return this.entry(ctx.nodeid, name, attr);
+    }
+    const epoch = this.cacheEpoch;
     try {
       const attr = await this.d.meta.lookup(this.fsId, ctx.nodeid, name);
-      return this.entry(ctx.nodeid, name, attr);
+      return this.entry(ctx.nodeid, name, attr, epoch);
     } catch (err) {
       if (toErrno(err) !== Errno.ENOENT) throw err;
       // A negative entry: the kernel remembers "no such name" until a create (ours or, through
       // the change feed, another client's) invalidates it.
       this.coherence.noteDentry(ctx.nodeid, name);
+      this.cacheDentry(ctx.nodeid, name, 0, epoch);
       return negativeEntry(this.coherence.entryTimeout);
     }
   }
@@ -190,8 +225,9 @@ export class KurveFs implements RawFileSystem {
   async getattr(ctx: RequestContext, _req: GetattrIn): Promise<AttrOut> {
     const cached = this.coherence.subscribed ? this.attrCache.get(ctx.nodeid) : undefined;
     if (cached) return this.attrOut(cached);
+    const epoch = this.cacheEpoch;
     const attr = await this.d.meta.getattr(this.fsId, ctx.nodeid);
-    this.cacheAttr(attr);
+    this.cacheAttr(attr, epoch);
     return this.attrOut(attr);
   }
 
@@ -216,8 +252,8 @@ export class KurveFs implements RawFileSystem {
     if (Object.keys(change).length > 0) {
       attr = await this.d.meta.setattr(this.fsId, ino, change, this.caller(ctx));
     }
+    this.attrCache.delete(ino);
     attr ??= await this.d.meta.getattr(this.fsId, ino);
-    this.cacheAttr(attr);
     return this.attrOut(attr);
   }
 
@@ -407,6 +443,10 @@ export class KurveFs implements RawFileSystem {
     await this.files.sessionBarrier();
     this.coherence.close();
   }
+}
+
+function dentryKey(parent: number, name: Buffer): string {
+  return `${parent}/${name.toString('latin1')}`;
 }
 
 function checkName(name: Buffer): void {
