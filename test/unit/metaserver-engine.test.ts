@@ -39,6 +39,17 @@ describe('lmdb engine group commit', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('refuses a key lmdb cannot store without stopping the engine', async () => {
+    const dir = tempDir('kurve-eng-');
+    const e = new LmdbEngine({ path: dir });
+    try {
+      await expect(e.txn({ puts: [{ key: Buffer.alloc(3000, 1), value: Buffer.alloc(1) }] })).rejects.toThrow('key of 3000 bytes');
+      expect((await e.txn({ puts: [{ key: Buffer.from('ok'), value: Buffer.alloc(1) }] })).succeeded).toBe(true);
+    } finally {
+      await e.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
   it('refuses work after close', async () => {
     const dir = tempDir('kurve-eng-');
     const e = new LmdbEngine({ path: dir });

@@ -25,6 +25,9 @@ const batchSize = histogram({
   buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
 });
 
+/** lmdb's compiled-in key limit. */
+const MAX_KEY_BYTES = 1978;
+
 /** Engine bookkeeping lives under 0x00, below every namespace table tag. */
 const REV_KEY = Buffer.from([0x00, 0x72, 0x65, 0x76]);
 
@@ -183,6 +186,10 @@ export class LmdbEngine implements KvEngine {
     }
     const puts = t.puts ?? [];
     const deletes = t.deletes ?? [];
+    // A key lmdb cannot store would fail the whole batch (and stop the engine): refuse it here.
+    for (const { key } of puts) {
+      if (key.length === 0 || key.length > MAX_KEY_BYTES) throw new Error(`lmdb engine: key of ${key.length} bytes (1..${MAX_KEY_BYTES} allowed)`);
+    }
     if (puts.length === 0 && deletes.length === 0) return { succeeded: true, revision: this.rev };
     const rev = ++this.rev;
     const batch = (this.batch ??= { writes: [], waiters: [], lastRev: rev });
