@@ -157,6 +157,22 @@ describeIf([whyNoBpf(), whyNoCommand('clang')], 'eBPF loader (real kernel)', () 
     }
   });
 
+  it('refuses an incompatible pinned map with a hint instead of using it', () => {
+    const root = `${pinRoot}-bad`;
+    const coll = Collection.load(bpfObjectPath('fuse_trace'));
+    try {
+      // A map of another shape where tcp_tune expects its prefix trie (an older build, say).
+      fs.mkdirSync(path.join(root, 'tcp_tune'), { recursive: true });
+      const id = objectInfo(coll.map('connections', u32, u8).mapFd);
+      execFileSync('bpftool', ['map', 'pin', 'id', String(id.kind === 'map' ? id.map.id : 0), path.join(root, 'tcp_tune', 'rto_prefixes')]);
+      expect(() => RtoTuner.open(root)).toThrow(/load BPF object tcp_tune: .*remove them \(kurve bpf unload\)/);
+    } finally {
+      coll.close();
+      unloadAll(root);
+    }
+    expect(fs.existsSync(root)).toBe(false);
+  });
+
   it('re-uses pinned maps and links after a restart, and unload removes them all', () => {
     const first = RtoTuner.open(pinRoot);
     first.set('192.0.2.0/24', { synRtoMs: 300 });
