@@ -3,7 +3,8 @@
 // SIGTERM handover, one etcd member killed, and a dead client's open-but-unlinked file collected.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import * as readline from 'node:readline';
 import { describeIf, whyNoCommand, whyNoFuse } from '../helpers/privileged';
 import { freePortBase } from '../helpers/etcd';
 import { cleanupKurve, Daemon, kurveMount, py } from '../helpers/kurve-mount';
@@ -247,6 +248,59 @@ out(seen)`) as number;
     expect(w.ops).toBeGreaterThan(50);
     await cluster.etcd.restart(victim);
   }, 60_000);
+
+  it('a FUSE client killed -9 with a file open and unlinked: after its session expires the inode and its chunks are gone', async () => {
+    const d = await kurveMount({ rpcAddress: cluster.mdsList } as Daemon);
+    // A process opens a file on the mount, writes 1 MiB, unlinks it and keeps it open.
+    const holder = spawn('python3', ['-u', '-c', `
+import os, sys, time
+p = os.path.join(sys.argv[1], 'held-open')
+fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)
+os.write(fd, b'k' * (1 << 20))
+os.fsync(fd)
+os.unlink(p)
+print(os.fstat(fd).st_ino, flush=True)
+time.sleep(120)
+`, d.mountpoint], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const meta = new MetaClient(cluster.addresses('metaserver')[0], { deadlineMs: 5000 });
+    const data = new DataClient(cluster.addresses('datastore')[0]);
+    try {
+      const ino = await new Promise<number>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('holder did not report its inode')), 20_000);
+        readline.createInterface({ input: holder.stdout! }).once('line', (l) => {
+          clearTimeout(t);
+          resolve(Number(l));
+        });
+      });
+      const fsId = (await mds.getFs('default')).fsId;
+      const attr = await meta.getattr(fsId, ino);
+      expect(attr.nlink).toBe(0);
+      const map = await meta.getDataMap(fsId, ino);
+      expect(map.chunks.length).toBeGreaterThan(0);
+      const keys = map.chunks.map((c) => ({ fsId, ino, index: c.index, version: c.version }));
+      expect((await data.get(keys[0])).length).toBe(1 << 20);
+
+      await d.kill9(); // the client dies: no unmount, no release, no more keepalives
+      holder.kill('SIGKILL');
+      const t0 = Date.now();
+      const state = async () => [
+        await meta.getattr(fsId, ino).then(() => 'OK', (err: unknown) => errnoName(toErrno(err))),
+        ...(await Promise.all(keys.map((k) => data.get(k).then(() => 'OK', (err: unknown) => errnoName(toErrno(err)))))),
+      ];
+      let last = await state();
+      while (last.some((x) => x !== 'ENOENT') && Date.now() - t0 < 20_000) {
+        await sleep(200);
+        last = await state();
+      }
+      process.stderr.write(`ha: inode and ${keys.length} chunk(s) of a killed client's unlinked open file gone after ${Date.now() - t0} ms (lease 3 s)\n`);
+      expect(last.every((x) => x === 'ENOENT')).toBe(true);
+    } finally {
+      holder.kill('SIGKILL');
+      meta.close();
+      data.close();
+      await d.stop();
+    }
+  }, 90_000);
 
   it("a dead client's open-but-unlinked file: after its session expires the inode and its chunks are gone", async () => {
     // A second client that registers, opens a file, unlinks it while open, then dies (no keepalive).
