@@ -119,6 +119,18 @@ for (let i = 20; i < 40; i++) fs.unlinkSync(path.join(root, 'f' + i));
 `;
 
 const reasons = [whyNoFuse(), whyNoCommand('prometheus'), whyNoCommand('etcd'), fs.existsSync(CLI) ? undefined : 'dist not built (npm run build)'];
+/** The second client: reads what the first wrote (chunks come from the datastore over gRPC), adds a file. */
+const WORKLOAD2 = `
+const fs = require('fs'), path = require('path');
+const root = process.argv[2];
+for (const d of fs.readdirSync(root).filter((n) => n.startsWith('obs-'))) {
+  const dir = path.join(root, d);
+  for (const n of fs.readdirSync(dir)) fs.statSync(path.join(dir, n));
+  if (fs.existsSync(path.join(dir, 'big'))) fs.readFileSync(path.join(dir, 'big'));
+  fs.writeFileSync(path.join(dir, 'from-client2-' + process.pid), 'x');
+}
+`;
+
 describeIf(reasons, 'dashboards against a live Prometheus', () => {
   const bpf = whyNoBpf() === undefined;
   let tmp = '';
@@ -127,6 +139,9 @@ describeIf(reasons, 'dashboards against a live Prometheus', () => {
   let listen = '';
   let promBase = '';
   let up: ChildProcess | undefined;
+  let client2: ChildProcess | undefined;
+  let mnt2 = '';
+  let metrics2 = '';
   let prom: ChildProcess | undefined;
   let tcpExporter: ChildProcess | undefined;
   let etcd: EtcdCluster | undefined;
@@ -169,6 +184,15 @@ describeIf(reasons, 'dashboards against a live Prometheus', () => {
     up.once('exit', () => { exited = true; });
     if (!(await waitFor(() => exited || isMounted(mnt), 30_000)) || exited) throw new Error(`kurve up did not mount:\n${logOf('up')}`);
 
+    // A second client of the same file system over gRPC (`kurve mount`): RPCs to every service.
+    mnt2 = path.join(tmp, 'mnt2');
+    fs.mkdirSync(mnt2);
+    metrics2 = `127.0.0.1:${await freePort()}`;
+    client2 = start('mount', process.execPath, [CLI, 'mount', mnt2, '--mds', listen, '--cache-dir', path.join(tmp, 'cache2'), '--metrics', metrics2, '--no-bpf']);
+    let exited2 = false;
+    client2.once('exit', () => { exited2 = true; });
+    if (!(await waitFor(() => exited2 || isMounted(mnt2), 30_000)) || exited2) throw new Error(`kurve mount did not mount:\n${logOf('mount')}`);
+
     // Two `kurve mds --etcd` replicas: leader, follower, and (below) a handover for the failover panels.
     const { startEtcdCluster } = await import('../../src/dev/etcd-process');
     etcd = await startEtcdCluster({ members: 1, dir: path.join(tmp, 'etcd') });
@@ -203,7 +227,7 @@ describeIf(reasons, 'dashboards against a live Prometheus', () => {
       'global: { scrape_interval: 1s, evaluation_interval: 1s }',
       'scrape_configs:',
       '  - job_name: kurve-up',
-      `    static_configs: [{ targets: ['${metrics}'] }]`,
+      `    static_configs: [{ targets: ['${metrics}', '${metrics2}'] }]`,
       ...(targets.length > 1 ? ['  - job_name: kurve-tcp', `    static_configs: [{ targets: ['${targets[1]}'] }]`] : []),
       '  - job_name: kurve-mds',
       `    static_configs: [{ targets: [${replicas.map((r) => `'${r.metrics}'`).join(', ')}] }]`,
@@ -221,16 +245,19 @@ describeIf(reasons, 'dashboards against a live Prometheus', () => {
 
     // Rates need a sample from before the workload: a series whose first scrape already holds
     // the increments shows a rate of 0. So wait for one scrape, then work in two rounds.
-    const firstScrape = await waitFor(async () => (await promQuery(promBase, 'up{job="kurve-up"} == 1')).data?.result.length === 1, 20_000, 200);
+    const firstScrape = await waitFor(async () => (await promQuery(promBase, 'up{job="kurve-up"} == 1')).data?.result.length === 2, 20_000, 200);
     if (!firstScrape) throw new Error(`prometheus did not scrape kurve up:\n${logOf('prometheus')}`);
     const script = path.join(tmp, 'workload.js');
     fs.writeFileSync(script, WORKLOAD);
+    const script2 = path.join(tmp, 'workload2.js');
+    fs.writeFileSync(script2, WORKLOAD2);
     const { MdsClient } = await import('../../src/mds/client');
     const mds = new MdsClient(listen, { budgetMs: 5000 });
     try {
       for (let round = 0; round < 2; round++) {
         // The load generator is its own process (never the daemon's, never jest's).
         await execFileP(process.execPath, [script, mnt], { timeout: 60_000 });
+        await execFileP(process.execPath, [script2, mnt2], { timeout: 60_000 });
         // gRPC traffic for the RPC panels: a second client of the same services (one call fails).
         await mds.listFs();
         await mds.listSessions();
@@ -254,9 +281,11 @@ describeIf(reasons, 'dashboards against a live Prometheus', () => {
   }, 120_000);
 
   afterAll(async () => {
+    // The second client goes first: it depends on kurve up's services.
+    await stop(client2, 15_000);
     await Promise.all([stop(prom, 5000), stop(up, 15_000), stop(tcpExporter, 5000), ...replicas.map((r) => stop(r.child, 10_000))]);
     await etcd?.stop();
-    if (mnt && isMounted(mnt)) execFileSync('umount', ['-l', mnt]);
+    for (const m of [mnt2, mnt]) if (m && isMounted(m)) execFileSync('umount', ['-l', m]);
     if (pinRoot) {
       await kurve('rto', 'detach', '--pin-dir', pinRoot).catch(() => undefined);
       // Removing the pins unloads the maps; the links went with detach.
@@ -264,7 +293,7 @@ describeIf(reasons, 'dashboards against a live Prometheus', () => {
     }
     // A cgroup can be removed once its processes are gone (Prometheus was its only member).
     if (cgroup) await waitFor(() => { try { fs.rmdirSync(cgroup); return true; } catch { return false; } }, 5000);
-    if (tmp && !isMounted(mnt)) fs.rmSync(tmp, { recursive: true, force: true });
+    if (tmp && !isMounted(mnt) && !isMounted(mnt2)) fs.rmSync(tmp, { recursive: true, force: true });
   }, 30_000);
 
   it.each(FILES)('%s: every panel expression parses and returns data', async (file) => {
@@ -288,6 +317,13 @@ describeIf(reasons, 'dashboards against a live Prometheus', () => {
       expect({ variable: v.name, values: a.data?.result.length ?? 0 }).toEqual({ variable: v.name, values: expect.any(Number) });
       expect(a.data?.result.length).toBeGreaterThan(0);
     }
+  });
+
+  it('sees RPCs of all three services and both clients\' FUSE requests', async () => {
+    const services = await promQuery(promBase, 'count by (service) (kurve_rpc_requests_total)');
+    expect(services.data?.result.length).toBeGreaterThanOrEqual(3);
+    const clients = await promQuery(promBase, 'count by (instance) (kurve_fuse_requests_total)');
+    expect(clients.data?.result.map((r) => r.metric.instance).sort()).toEqual([metrics, metrics2].sort());
   });
 
   it('kurve top --once shows the mount\'s opcodes from the daemon and the kernel', async () => {
