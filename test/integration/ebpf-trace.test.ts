@@ -141,8 +141,12 @@ describeIf([whyNoFuse(), whyNoBpf(), whyNoCommand('bpftrace'), whyNoCommand('ip'
     }
   }, 30_000);
 
-  it('fails clearly on an unknown recipe or a --mount that is not a FUSE mount', async () => {
+  it('fails clearly: unknown recipe, no bpftrace, not root, --mount not a FUSE mount', async () => {
     await expect(run(process.execPath, [CLI, 'trace', 'nope'])).rejects.toMatchObject({ stderr: expect.stringMatching(/unknown recipe "nope"/) });
+    await expect(run(process.execPath, [CLI, 'trace', 'fuse-latency'], { env: { ...process.env, PATH: '/nonexistent' } }))
+      .rejects.toMatchObject({ stderr: expect.stringMatching(/bpftrace is not installed/) });
+    await expect(run(process.execPath, [CLI, 'trace', 'fuse-latency'], { uid: 65534, gid: 65534 }))
+      .rejects.toMatchObject({ stderr: expect.stringMatching(/bpftrace needs root/) });
     const notFuse = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-notfuse-'));
     try {
       await expect(run(process.execPath, [CLI, 'trace', 'fuse-latency', '--mount', notFuse])).rejects.toMatchObject({ stderr: expect.stringMatching(/is not a FUSE mount point/) });
