@@ -32,6 +32,7 @@ out(seen)`) as number;
 describeIf([whyNoFuse()], 'coherent long-lived kernel caching', () => {
   let a: Daemon;
   let b: Daemon;
+  let c: Daemon;
   const requests = async (d: Daemon, ...ops: string[]): Promise<number> => {
     let n = 0;
     for (const op of ops) n += await d.metric('kurve_fuse_requests_total', `op="${op}"`);
@@ -42,6 +43,8 @@ describeIf([whyNoFuse()], 'coherent long-lived kernel caching', () => {
     // BPF on where it can load (cross-check); the mount works without it.
     a = await kurveUp({ args: ['--entry-timeout', '1h', '--attr-timeout', '1h'] });
     b = await kurveMount(a, { args: ['--no-bpf', '--entry-timeout', '1h', '--attr-timeout', '1h'] });
+    // Timeouts 0: the kernel asks every time, so this one exercises the daemon's own caches.
+    c = await kurveMount(a, { args: ['--no-bpf', '--entry-timeout', '0', '--attr-timeout', '0'] });
   }, 60_000);
   afterAll(async () => {
     await cleanupKurve();
@@ -178,6 +181,30 @@ got = os.read(rd, 100)
 os.close(rd); os.close(wr)
 out(got.decode())`);
     expect(r).toBe('written before the reader');
+  });
+
+  it('with kernel timeouts 0 the daemon\'s own entry/attr caches stay coherent too', async () => {
+    const pa = (n: string): string => path.join(a.mountpoint, n);
+    const pc = (n: string): string => path.join(c.mountpoint, n);
+    expect(py(`out([E(os.stat, ${J(pc('zero-t'))}) for _ in range(3)])`)).toEqual(['ENOENT', 'ENOENT', 'ENOENT']);
+    const steps: Array<[string, string]> = [
+      [`open(${J(pa('zero-t'))}, 'w').write('abc')`, `os.stat(${J(pc('zero-t'))}).st_size == 3`],
+      [`os.chmod(${J(pa('zero-t'))}, 0o600)`, `os.stat(${J(pc('zero-t'))}).st_mode & 0o777 == 0o600`],
+      [`open(${J(pa('zero-t'))}, 'a').write('defg')`, `os.stat(${J(pc('zero-t'))}).st_size == 7`],
+      [`os.rename(${J(pa('zero-t'))}, ${J(pa('zero-t2'))})`, `not os.path.exists(${J(pc('zero-t'))}) and os.path.exists(${J(pc('zero-t2'))})`],
+      [`os.unlink(${J(pa('zero-t2'))})`, `not os.path.exists(${J(pc('zero-t2'))})`],
+    ];
+    for (const [act, check] of steps) {
+      // Warm the daemon's caches with the current state first.
+      py(`
+for _ in range(3):
+    try: os.stat(${J(pc('zero-t'))}); os.stat(${J(pc('zero-t2'))})
+    except OSError: pass
+out(0)`);
+      const ms = timeVisible(act, check);
+      expect({ act, ms: ms >= 0 && ms <= 100 }).toEqual({ act, ms: true });
+    }
+    expect(await c.metric('kurve_fuse_requests_total', 'op="GETATTR"')).toBeGreaterThan(0);
   });
 
   it('the other mount sent precise invalidations, not a flush of everything', async () => {
