@@ -36,6 +36,16 @@ describeIf([whyNoFuse()], 'client crash and restart', () => {
     expect(await k2.stop()).toBe(0);
   });
 
+  it('kurve umount of a live mount makes its daemon upload, clean up and exit 0', async () => {
+    const k = await kurveUp();
+    await fsp.writeFile(path.join(k.mountpoint, 'f'), 'x');
+    const r = kurveRun(['umount', k.mountpoint]);
+    expect(r.status).toBe(0);
+    const code = await Promise.race([k.exited, new Promise((res) => setTimeout(() => res('still running'), 15_000))]);
+    expect(code).toBe(0);
+    expect(isMounted(k.mountpoint)).toBe(false);
+  });
+
   it('kill -9: no hung processes, umount recovers, the remount shows every fsync\'ed byte', async () => {
     const base = tempDir();
     const dataDir = path.join(base, 'data');
