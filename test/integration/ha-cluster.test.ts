@@ -209,6 +209,8 @@ out(seen)`) as number;
     const idx = cluster.addresses('mds').indexOf(old.addr);
     const others = cluster.addresses('mds').filter((a) => a !== old.addr).map((a) => new MdsClient([a], { budgetMs: 200, attemptMs: 200 }));
     try {
+      // Channels connected first, so the polls below measure the handover, not connection setup.
+      expect((await Promise.all(others.map((c) => c.leader()))).every((v) => !v.isLeader && v.leader === old.addr)).toBe(true);
       const t0 = Date.now();
       const killed = cluster.kill('mds', idx, 'SIGTERM');
       let handoverMs = -1;
