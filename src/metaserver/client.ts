@@ -28,6 +28,10 @@ function asFsError(err: unknown): FsError {
   return new FsError(errno, details.startsWith(`${errnoName(errno)}: `) ? details.slice(errnoName(errno).length + 2) : details);
 }
 
+type UnaryFn<Req, Res> = (
+  req: Req, md: grpc.Metadata, o: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void,
+) => grpc.ClientUnaryCall;
+
 function pbCaller(c: Caller): pb.Caller {
   return { uid: c.uid, gid: c.gid, sessionId: c.sessionId ?? '' };
 }
@@ -46,7 +50,7 @@ export class MetaClient implements MetaService, MetaAdmin {
     this.deadlineMs = opts.deadlineMs ?? 10_000;
   }
 
-  private async call<Req, Res>(method: (req: Req, md: grpc.Metadata, o: Partial<grpc.CallOptions>, cb: (err: grpc.ServiceError | null, res: Res) => void) => grpc.ClientUnaryCall, req: Req): Promise<Res> {
+  private async call<Req, Res>(method: UnaryFn<Req, Res>, req: Req): Promise<Res> {
     try {
       return await unary(this.client, method, req, this.deadlineMs);
     } catch (err) {
@@ -54,14 +58,31 @@ export class MetaClient implements MetaService, MetaAdmin {
     }
   }
 
+  /**
+   * Reads are idempotent: while the server is unreachable (restarting, failing over) retry them
+   * with a short backoff inside the call's deadline instead of failing the client's syscall at once.
+   */
+  private async read<Req, Res>(method: UnaryFn<Req, Res>, req: Req): Promise<Res> {
+    const end = Date.now() + this.deadlineMs;
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+      try {
+        return await unary(this.client, method, req, Math.max(1, end - Date.now()));
+      } catch (err) {
+        const unavailable = (err as Partial<grpc.ServiceError>)?.code === grpc.status.UNAVAILABLE;
+        if (!unavailable || Date.now() + delay >= end) throw asFsError(err);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
   async statfs(fsId: number): Promise<StatFs> {
-    return this.call(this.client.statFs, { fsId });
+    return this.read(this.client.statFs, { fsId });
   }
   async lookup(fsId: number, parent: Ino, name: Buffer): Promise<Attr> {
-    return attrFromPb(await this.call(this.client.lookup, { fsId, parent, name, caller: undefined }));
+    return attrFromPb(await this.read(this.client.lookup, { fsId, parent, name, caller: undefined }));
   }
   async getattr(fsId: number, ino: Ino): Promise<Attr> {
-    return attrFromPb(await this.call(this.client.getAttr, { fsId, ino }));
+    return attrFromPb(await this.read(this.client.getAttr, { fsId, ino }));
   }
   async setattr(fsId: number, ino: Ino, req: SetAttrRequest, caller: Caller): Promise<Attr> {
     return attrFromPb(await this.call(this.client.setAttr, {
@@ -79,7 +100,7 @@ export class MetaClient implements MetaService, MetaAdmin {
     return attrFromPb(await this.call(this.client.symlink, { fsId, parent, name, target, caller: pbCaller(caller) }));
   }
   async readlink(fsId: number, ino: Ino): Promise<Buffer> {
-    return Buffer.from((await this.call(this.client.readlink, { fsId, ino })).target);
+    return Buffer.from((await this.read(this.client.readlink, { fsId, ino })).target);
   }
   async link(fsId: number, ino: Ino, newParent: Ino, newName: Buffer): Promise<Attr> {
     return attrFromPb(await this.call(this.client.link, { fsId, ino, newParent, newName }));
@@ -95,23 +116,23 @@ export class MetaClient implements MetaService, MetaAdmin {
     await this.call(this.client.rename, { fsId, parent, name, newParent, newName, flags, caller: pbCaller(caller) });
   }
   async readdir(fsId: number, ino: Ino, cookie: number, limit: number, plus: boolean): Promise<ReadDirResult> {
-    const r = await this.call(this.client.readDir, { fsId, ino, cookie, limit, plus });
+    const r = await this.read(this.client.readDir, { fsId, ino, cookie, limit, plus });
     return { entries: r.entries.map(direntFromPb), eof: r.eof };
   }
   async getxattr(fsId: number, ino: Ino, name: string): Promise<Buffer> {
-    return Buffer.from((await this.call(this.client.getXattr, { fsId, ino, name })).value);
+    return Buffer.from((await this.read(this.client.getXattr, { fsId, ino, name })).value);
   }
   async setxattr(fsId: number, ino: Ino, name: string, value: Buffer, flags: number): Promise<void> {
     await this.call(this.client.setXattr, { fsId, ino, name, value, flags });
   }
   async listxattr(fsId: number, ino: Ino): Promise<string[]> {
-    return (await this.call(this.client.listXattr, { fsId, ino })).names;
+    return (await this.read(this.client.listXattr, { fsId, ino })).names;
   }
   async removexattr(fsId: number, ino: Ino, name: string): Promise<void> {
     await this.call(this.client.removeXattr, { fsId, ino, name });
   }
   async getDataMap(fsId: number, ino: Ino): Promise<DataMap> {
-    return dataMapFromPb(await this.call(this.client.getDataMap, { fsId, ino }));
+    return dataMapFromPb(await this.read(this.client.getDataMap, { fsId, ino }));
   }
   async allocChunkVersions(fsId: number, count: number): Promise<number> {
     return (await this.call(this.client.allocChunkVersions, { fsId, count })).first;
@@ -137,7 +158,7 @@ export class MetaClient implements MetaService, MetaAdmin {
     return r.created;
   }
   async listFs(): Promise<FsRecord[]> {
-    return (await this.call(this.client.listFs, {})).fs.map((f) => ({ fsId: f.fsId, chunkSize: f.chunkSize, createdMs: f.createdMs }));
+    return (await this.read(this.client.listFs, {})).fs.map((f) => ({ fsId: f.fsId, chunkSize: f.chunkSize, createdMs: f.createdMs }));
   }
 
   subscribe(fsId: number, fromSeq: number, handlers: SubscribeHandlers): Subscription {

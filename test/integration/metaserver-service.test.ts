@@ -104,6 +104,25 @@ describe('metaserver gRPC service', () => {
 });
 
 describe('metaserver process lifecycle', () => {
+  it('MetaClient retries reads while the server restarts; writes fail fast with EIO', async () => {
+    const dir = tempDir('kurve-msrestart-');
+    let server = await startMetaserver({ listen: '127.0.0.1:0', dataDir: dir, createFs: [1] });
+    const address = server.address;
+    const client = new MetaClient(address, { deadlineMs: 5000 });
+    try {
+      await client.mkdir(1, ROOT_INO, Buffer.from('d'), 0o755, C);
+      await server.close();
+      expect(await errOf(client.mkdir(1, ROOT_INO, Buffer.from('e'), 0o755, C))).toBe('EIO');
+      const read = client.lookup(1, ROOT_INO, Buffer.from('d'));
+      await new Promise((r) => setTimeout(r, 300));
+      server = await startMetaserver({ listen: address, dataDir: dir });
+      expect((await read).mode & 0o170000).toBe(0o040000);
+    } finally {
+      client.close();
+      await server.close();
+    }
+  });
+
   it('serves /metrics and closes promptly with a live change-feed stream', async () => {
     const dir = tempDir('kurve-mslife-');
     const server = await startMetaserver({ listen: '127.0.0.1:0', dataDir: dir, metricsListen: '127.0.0.1:0', createFs: [1] });
