@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { mount } from '../../src/fuse/protocol/mount';
 import type { AttrOut, EntryOut, FuseAttr, RawFileSystem, RequestContext } from '../../src/fuse/protocol/raw-fs';
+import type { FuseSession } from '../../src/fuse/protocol/session';
 import { errnoReply } from '../../src/fuse/protocol/raw-fs';
 import { Errno } from '../../src/common/errno';
 
@@ -75,49 +76,54 @@ function runClient(cmd: [string, string[]]): Promise<number> {
 
 export interface LoopResult {
   clients: number;
-  opsPerSec: number[];
-  /** The C reference daemon in the same rounds (empty without a C compiler). */
-  refOpsPerSec: number[];
-  getattrs: number;
-  /** Daemon CPU (user + sys) per GETATTR, µs: stable on a noisy machine where ops/s is not. */
-  cpuMicrosPerOp: number;
+  /** GETATTR/s per round for each daemon: Kurve with each loop driver, and the C reference. */
+  opsPerSec: Record<string, number[]>;
+  /** Kurve daemon CPU (user + sys) per GETATTR per driver, µs: steadier than ops/s on a noisy machine. */
+  cpuMicrosPerOp: Record<string, number>;
 }
 
 export async function runFuseLoopBench(opts: { seconds?: number; rounds?: number } = {}): Promise<LoopResult[]> {
   const seconds = opts.seconds ?? 3;
   const rounds = opts.rounds ?? 3;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-loop-'));
-  const mnt = path.join(dir, 'mnt');
-  const refMnt = path.join(dir, 'ref');
-  fs.mkdirSync(mnt);
-  fs.mkdirSync(refMnt);
   const cmdFor = statLoopCommand(dir);
-  const stopRef = await startRefDaemon(dir, refMnt);
-  const session = await mount(new OneFileFs(), mnt);
+  const sessions: Array<{ name: string; session: FuseSession }> = [];
+  let stopRef: (() => Promise<void>) | undefined;
   const results: LoopResult[] = [];
   try {
-    const target = path.join(mnt, 'f');
+    for (const loop of ['uv-poll', 'epoll'] as const) {
+      const mnt = path.join(dir, loop);
+      fs.mkdirSync(mnt);
+      sessions.push({ name: `kurve ${loop}`, session: await mount(new OneFileFs(), mnt, { loop }) });
+    }
+    const refMnt = path.join(dir, 'ref');
+    fs.mkdirSync(refMnt);
+    stopRef = await startRefDaemon(dir, refMnt);
     for (const clients of [1, 2]) {
-      const r: LoopResult = { clients, opsPerSec: [], refOpsPerSec: [], getattrs: 0, cpuMicrosPerOp: 0 };
+      const r: LoopResult = { clients, opsPerSec: {}, cpuMicrosPerOp: {} };
       const clientsOn = async (file: string): Promise<number> => {
         const counts = await Promise.all(Array.from({ length: clients }, () => runClient(cmdFor(file, seconds))));
         return Math.round(counts.reduce((a, b) => a + b, 0) / seconds);
       };
-      let cpuMicros = 0;
+      const cpu: Record<string, { micros: number; ops: number }> = {};
       for (let i = 0; i < rounds; i++) {
-        const before = session.opCounts().GETATTR ?? 0;
-        const cpu0 = process.cpuUsage();
-        r.opsPerSec.push(await clientsOn(target));
-        const cpu = process.cpuUsage(cpu0);
-        cpuMicros += cpu.user + cpu.system;
-        r.getattrs += (session.opCounts().GETATTR ?? 0) - before;
-        if (stopRef) r.refOpsPerSec.push(await clientsOn(path.join(refMnt, 'f')));
+        // Interleaved, so load changes hit every daemon alike.
+        for (const { name, session } of sessions) {
+          const before = session.opCounts().GETATTR ?? 0;
+          const cpu0 = process.cpuUsage();
+          (r.opsPerSec[name] ??= []).push(await clientsOn(path.join(session.mountpoint, 'f')));
+          const used = process.cpuUsage(cpu0);
+          const c = (cpu[name] ??= { micros: 0, ops: 0 });
+          c.micros += used.user + used.system;
+          c.ops += (session.opCounts().GETATTR ?? 0) - before;
+        }
+        if (stopRef) (r.opsPerSec['C reference'] ??= []).push(await clientsOn(path.join(refMnt, 'f')));
       }
-      r.cpuMicrosPerOp = Math.round((cpuMicros / r.getattrs) * 100) / 100;
+      for (const [name, c] of Object.entries(cpu)) r.cpuMicrosPerOp[name] = Math.round((c.micros / c.ops) * 100) / 100;
       results.push(r);
     }
   } finally {
-    await session.unmount();
+    for (const { session } of sessions) await session.unmount();
     await stopRef?.();
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -133,8 +139,11 @@ if (require.main === module) {
   };
   runFuseLoopBench({ seconds: arg('--seconds', 3), rounds: arg('--rounds', 3) }).then((results) => {
     for (const r of results) {
-      const ratio = r.refOpsPerSec.length ? ` | C reference: ${r.refOpsPerSec.join(', ')} (Node/C ${(sum(r.opsPerSec) / sum(r.refOpsPerSec)).toFixed(2)})` : '';
-      console.log(`${r.clients} client(s): Kurve session GETATTR/s: ${r.opsPerSec.join(', ')}${ratio}; daemon ${r.cpuMicrosPerOp} µs CPU per GETATTR (${r.getattrs} seen)`);
+      console.log(`${r.clients} client(s), GETATTR/s per round:`);
+      for (const [name, xs] of Object.entries(r.opsPerSec)) {
+        const cpu = r.cpuMicrosPerOp[name] !== undefined ? `  (${r.cpuMicrosPerOp[name]} µs daemon CPU per GETATTR)` : '';
+        console.log(`  ${name.padEnd(14)} ${xs.join(', ')}  sum ${sum(xs)}${cpu}`);
+      }
     }
   }, (err: unknown) => {
     console.error(err);

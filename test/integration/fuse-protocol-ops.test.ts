@@ -240,6 +240,19 @@ describeIf([whyNoFuse()], 'FUSE protocol: mount options', () => {
     }
   });
 
+  it('serves requests with the npm epoll loop driver too', async () => {
+    const m = await mountTemp(new MemFs(), { loop: 'epoll' });
+    try {
+      await fsp.writeFile(m.p('f'), 'via epoll');
+      expect(await fsp.readFile(m.p('f'), 'utf8')).toBe('via epoll');
+      const closed = new Promise<string>((resolve) => m.session.once('closed', resolve));
+      await run('umount', [m.dir]);
+      expect(await closed).toBe('unmounted');
+    } finally {
+      await m.cleanup();
+    }
+  });
+
   it('rejects a bad maxWrite and a missing mount point with a clear error', async () => {
     await expect(mountTemp(new MemFs(), { maxWrite: 1000 })).rejects.toThrow(/maxWrite must be a multiple of 4096/);
     const { mount } = await import('../../src/fuse/protocol/mount');

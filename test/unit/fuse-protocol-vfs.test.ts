@@ -109,7 +109,7 @@ describe('mount helpers', () => {
   });
 
   it('resolves mount options with defaults and rejects bad ones', () => {
-    expect(resolveMountOptions()).toEqual({ allowOther: false, defaultPermissions: true, passthrough: false, maxWrite: 1 << 20, maxReadahead: 1 << 20, fsname: 'kurve', subtype: 'kurve', readOnly: false });
+    expect(resolveMountOptions()).toEqual({ allowOther: false, defaultPermissions: true, passthrough: false, maxWrite: 1 << 20, maxReadahead: 1 << 20, fsname: 'kurve', subtype: 'kurve', readOnly: false, loop: 'uv-poll' });
     expect(() => resolveMountOptions({ maxWrite: 2 << 20 })).toThrow(/EINVAL/);
   });
 });

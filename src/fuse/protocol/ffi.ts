@@ -1,7 +1,7 @@
 // The only FUSE code that calls libc through koffi: mount(2), umount2(2) and the /dev/fuse ioctls
 // (passthrough backing files, clone). Every call reports failure as FsError with the real errno.
 import * as fs from 'node:fs';
-import koffi from 'koffi';
+import koffi, { type TypeObject } from 'koffi';
 import { FsError, errnoName } from '../../common/errno';
 import { BACKING_MAP_SIZE } from './wire';
 
@@ -109,4 +109,71 @@ export function cloneDevice(devFd: number): number {
     throw new FsError(errno, `ioctl(FUSE_DEV_IOC_CLONE) failed: ${errnoName(errno)}`);
   }
   return fd;
+}
+
+// ---- readiness from Node's own event loop ------------------------------------------------------
+
+/** A uv_poll_t on Node's default libuv loop (libuv is exported by the node binary). */
+export interface LoopPoll {
+  stop(): void;
+}
+
+const UV_POLL = 8;
+const UV_READABLE = 1;
+interface UvApi {
+  loop: unknown;
+  handleSize: number;
+  init: (loop: unknown, handle: unknown, fd: number) => number;
+  start: (handle: unknown, events: number, cb: unknown) => number;
+  stop: (handle: unknown) => number;
+  close: (handle: unknown, cb: null) => void;
+  cbType: TypeObject;
+}
+let uv: UvApi | undefined;
+function uvApi(): UvApi {
+  if (!uv) {
+    const self = koffi.load(null);
+    // Anonymous prototype: koffi type names are process-wide, and this module may be loaded
+    // more than once in a process (jest loads it per test file).
+    const cbType = koffi.pointer(koffi.proto('void (void *handle, int status, int events)'));
+    uv = {
+      loop: self.func('void *uv_default_loop()')(),
+      handleSize: Number(self.func('size_t uv_handle_size(int type)')(UV_POLL)),
+      init: self.func('int uv_poll_init(void *loop, void *handle, int fd)'),
+      start: self.func('uv_poll_start', 'int', ['void *', 'int', cbType]),
+      stop: self.func('int uv_poll_stop(void *handle)'),
+      close: self.func('void uv_close(void *handle, void *cb)'),
+      cbType,
+    };
+  }
+  return uv;
+}
+
+/**
+ * Calls onReady(status) on the event loop whenever fd is readable (status < 0: libuv saw an
+ * error, e.g. POLLERR once the connection is gone). Unlike npm `epoll`, no watcher thread hands
+ * the event over: libuv's own epoll_wait wakes the loop, one thread hop less per request.
+ */
+export function pollOnLoop(fd: number, onReady: (status: number) => void): LoopPoll {
+  const u = uvApi();
+  // Never freed: libuv may touch the handle until its close completes, and it is ~160 bytes
+  // once per mount.
+  const handle = koffi.alloc('uint8_t', u.handleSize);
+  const cb = koffi.register((_h: unknown, status: number) => onReady(status), u.cbType);
+  let rc = u.init(u.loop, handle, fd);
+  if (rc === 0) rc = u.start(handle, UV_READABLE, cb);
+  if (rc !== 0) {
+    koffi.unregister(cb);
+    throw new FsError(-rc, `uv_poll on fd ${fd} failed: ${errnoName(-rc)}`);
+  }
+  let stopped = false;
+  return {
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      u.stop(handle);
+      u.close(handle, null);
+      // The callback stays registered: a poll event already queued in this loop turn may still call it.
+    },
+  };
 }

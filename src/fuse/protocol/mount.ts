@@ -24,6 +24,7 @@ export function resolveMountOptions(o: MountOptions = {}): ResolvedMountOptions 
     fsname: o.fsname ?? 'kurve',
     subtype: o.subtype ?? 'kurve',
     readOnly: o.readOnly ?? false,
+    loop: o.loop ?? (process.env.KURVE_FUSE_LOOP === 'epoll' ? 'epoll' : 'uv-poll'),
   };
 }
 

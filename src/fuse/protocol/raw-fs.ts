@@ -358,6 +358,11 @@ export interface MountOptions {
   readonly subtype?: string;
   /** Mount read-only (MS_RDONLY). */
   readonly readOnly?: boolean;
+  /**
+   * What wakes the request loop when /dev/fuse is readable: 'uv-poll' (a uv_poll on Node's own
+   * loop) or 'epoll' (npm epoll's watcher thread). See docs/fuse-loop.md. Default 'uv-poll'.
+   */
+  readonly loop?: 'uv-poll' | 'epoll';
 }
 
 /** Per-opcode request counts as the session saw them (cross-check with kernel tracepoints). */

@@ -53,7 +53,7 @@ const HANDOFF_BYTES = 64 * 1024;
 export interface SessionInit {
   readonly fd: number;
   readonly mountpoint: string;
-  readonly options: Required<Pick<MountOptions, 'maxWrite' | 'maxReadahead' | 'passthrough'>>;
+  readonly options: Required<Pick<MountOptions, 'maxWrite' | 'maxReadahead' | 'passthrough'>> & Pick<MountOptions, 'loop'>;
 }
 
 export class FuseSession extends EventEmitter implements FuseSessionApi {
@@ -76,6 +76,7 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
   private rbuf: Buffer;
   private readonly wbuf = Buffer.alloc(OUT_HEADER_SIZE + 4096);
   private epoll: Epoll | undefined;
+  private uvPoll: ffi.LoopPoll | undefined;
   private ended = false;
   private notifyWrites = new Set<Promise<number>>();
   private resolveClosed!: () => void;
@@ -114,6 +115,15 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
   /** Starts reading. Resolves when INIT was answered (rejects if the session ends first). */
   start(): Promise<void> {
     const ready = new Promise<void>((ok, fail) => this.initWaiters.push({ ok, fail }));
+    if (this.opts.loop !== 'epoll') {
+      this.uvPoll = ffi.pollOnLoop(this.fd, (status) => {
+        this.onReadable();
+        // status < 0 (POLLERR: the connection is gone): the read above normally saw ENODEV and
+        // ended the session; libuv has stopped polling either way, so never linger half-alive.
+        if (status < 0 && !this.ended) void this.end(`poll error ${status}`);
+      });
+      return ready;
+    }
     this.epoll = new Epoll((err, _fd, _events) => {
       if (err) {
         log.error({ err }, 'epoll failed; ending the session');
@@ -313,6 +323,7 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
     this.ended = true;
     liveSessions.delete(this);
     log.info({ mountpoint: this.mountpoint, reason }, 'FUSE session ended');
+    this.uvPoll?.stop();
     try {
       this.epoll?.remove(this.fd).close();
     } catch {
