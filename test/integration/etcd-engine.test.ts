@@ -92,6 +92,13 @@ describeIf([whyNoCommand('etcd')], 'etcd KV engine', () => {
     expect(await e.count({ start: b('') })).toBe(9);
   });
 
+  it('concurrent gets (coalesced into read txns of up to 64) each get their own key, present or absent', async () => {
+    const e = await engine();
+    const r = await e.txn({ puts: Array.from({ length: 100 }, (_, i) => ({ key: b(`g/${i}`), value: b(`v${i}`) })) });
+    const got = await Promise.all(Array.from({ length: 150 }, (_, i) => e.get(b(`g/${i}`))));
+    got.forEach((v, i) => expect(v).toEqual(i < 100 ? { value: b(`v${i}`), modRevision: r.revision } : undefined));
+  });
+
   it('prefixes isolate clusters sharing one etcd', async () => {
     const a = await engine({ prefix: metaPrefix('iso') });
     const c = await engine({ prefix: metaPrefix('iso2') });
