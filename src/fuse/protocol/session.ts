@@ -1,11 +1,12 @@
-// One FUSE connection: reads requests from the non-blocking /dev/fuse fd when epoll says it is
-// readable, dispatches them to a RawFileSystem without waiting for one to finish before reading
-// the next, writes replies, and ends cleanly however the mount goes away.
+// One FUSE connection: reads requests from the non-blocking /dev/fuse fd when it is readable,
+// dispatches them to a RawFileSystem without waiting for one to finish before reading the next,
+// writes replies, and ends cleanly however the mount goes away.
 //
-// Why this loop (docs/fuse-loop.md has the figures): one Node event loop owning everything, with
-// epoll wake-ups and synchronous non-blocking reads, measured closest to a C daemon for GETATTR
-// round trips, keeps the inode table in one heap, and never parks a libuv threadpool thread in
-// read(/dev/fuse) (which starves other fs work and can hang process exit).
+// Why this loop (docs/fuse-loop.md has the figures): one Node event loop owning everything, woken
+// by a uv_poll on Node's own libuv loop (npm `epoll`'s watcher thread as the alternative), with
+// synchronous non-blocking reads: measured closest to a C daemon for GETATTR round trips, keeps
+// the inode table in one heap, and never parks a libuv threadpool thread in read(/dev/fuse)
+// (which starves other fs work and can hang process exit).
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -44,7 +45,7 @@ gauge({
   collect() { let n = 0; for (const s of liveSessions) n += s.inflight; this.set(n); },
 });
 
-/** Requests handled per epoll wake-up before yielding, so replies and timers get their turn. */
+/** Requests handled per wake-up before yielding, so replies and timers get their turn. */
 const READ_BATCH = 32;
 const ECONNABORTED = 103;
 /** Requests at least this big (WRITE payloads) take the read buffer with them instead of a copy. */
