@@ -6,7 +6,7 @@ import { moduleLogger, tracer } from '../../common/logger';
 import { DirentBuffer, DirentPlusBuffer } from './dirent';
 import { negotiateInit } from './init';
 import { Opcode, opName, opSpec } from './opcodes';
-import type { Reply, RawFileSystem } from './raw-fs';
+import type { EntryOut, Reply, RawFileSystem } from './raw-fs';
 import { Request } from './request';
 import type { FuseSession } from './session';
 import {
@@ -51,7 +51,7 @@ function settle<T>(s: FuseSession, req: Request, v: T | FsError, ok: (v: T) => v
 }
 
 function replyEntry(s: FuseSession, req: Request) {
-  return (e: import('./raw-fs').EntryOut) => {
+  return (e: EntryOut) => {
     const b = s.scratch(ENTRY_OUT_SIZE);
     writeEntryOut(b, OUT_HEADER_SIZE, e);
     s.replyBuf(req, b, ENTRY_OUT_SIZE, tr.on ? `n${e.nodeid}` : undefined);
