@@ -173,7 +173,9 @@ export function pollOnLoop(fd: number, onReady: (status: number) => void): LoopP
       stopped = true;
       u.stop(handle);
       u.close(handle, null);
-      // The callback stays registered: a poll event already queued in this loop turn may still call it.
+      // libuv calls nothing for a stopped poll; free the trampoline once we are surely out of it
+      // (stop() may run inside the callback itself).
+      setImmediate(() => koffi.unregister(cb));
     },
   };
 }
