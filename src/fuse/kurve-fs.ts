@@ -12,7 +12,7 @@ import type {
   RawFileSystem, ReaddirIn, ReadIn, ReleaseIn, RemovexattrIn, RenameIn, RequestContext, SetattrIn, SetxattrIn,
   StatfsOut, SymlinkIn, WriteIn, WriteOut,
 } from './protocol/raw-fs';
-import { errnoReply, RENAME_WHITEOUT } from './protocol/raw-fs';
+import { RENAME_WHITEOUT } from './protocol/raw-fs';
 import { InodeTable } from './vfs/inode-table';
 import { HandleTable } from './vfs/handle-table';
 import { DirStream, dotEntries, fillDirents, fillDirentsPlus, type ListedEntry } from './vfs/readdir';
@@ -24,9 +24,9 @@ import { Coherence } from './coherence';
 import { FileData } from './file-data';
 import { FileOps } from './file-ops';
 import { Warmup } from './warmup-xattr';
+import { Xattrs } from './xattrs';
 
 const log = moduleLogger('kurve-fs');
-const CAPABILITY_XATTR = 'security.capability';
 const NAME_MAX = 255;
 const READDIR_BATCH = 512;
 
@@ -56,6 +56,7 @@ export class KurveFs implements RawFileSystem {
   readonly files: FileOps;
   readonly dataPath: FileData;
   readonly warmup: Warmup;
+  private readonly xattrs: Xattrs;
   private conn?: FuseConnection;
   private readonly inodes: InodeTable<InodeRef>;
   private readonly dirs = new HandleTable<DirHandle>();
@@ -99,6 +100,7 @@ export class KurveFs implements RawFileSystem {
       onAttr: (ino) => {
         this.cacheEpoch++;
         this.attrCache.delete(ino);
+        this.xattrs.forget(ino);
       },
       onEntry: (parent, name) => {
         this.cacheEpoch++;
@@ -108,12 +110,14 @@ export class KurveFs implements RawFileSystem {
         this.cacheEpoch++;
         this.attrCache.clear();
         this.dentryCache.clear();
+        this.xattrs.forget();
         this.dataPath.markAllStale();
       },
       knownInodes: () => [...this.inodes.entries()].map(([ino]) => ino),
     });
     this.files = new FileOps(this, d.meta, this.dataPath, d.options, d.sessionId);
     this.warmup = new Warmup(this);
+    this.xattrs = new Xattrs(d.meta, this.fsId, (epoch) => this.coherence.subscribed && epoch === this.cacheEpoch, () => this.cacheEpoch);
   }
 
   get meta(): MetaService {
@@ -328,24 +332,21 @@ export class KurveFs implements RawFileSystem {
 
   async setxattr(ctx: RequestContext, req: SetxattrIn): Promise<void> {
     if (this.warmup.handles(req.name)) return this.warmup.set(ctx, req.value);
-    if (req.name === CAPABILITY_XATTR) throw new FsError(Errno.EOPNOTSUPP, 'file capabilities are not supported on Kurve');
-    await this.d.meta.setxattr(this.fsId, ctx.nodeid, req.name, req.value, req.flags);
+    await this.xattrs.set(ctx.nodeid, req.name, req.value, req.flags);
     this.attrCache.delete(ctx.nodeid);
   }
 
   async getxattr(ctx: RequestContext, req: GetxattrIn): Promise<Buffer> {
     if (this.warmup.handles(req.name)) return this.warmup.get(ctx.nodeid);
-    // The kernel asks for this before every write (to drop file capabilities); Kurve has none.
-    if (req.name === CAPABILITY_XATTR) throw errnoReply(Errno.ENODATA);
-    return this.d.meta.getxattr(this.fsId, ctx.nodeid, req.name);
+    return this.xattrs.get(ctx.nodeid, req.name);
   }
 
   async listxattr(ctx: RequestContext): Promise<string[]> {
-    return this.d.meta.listxattr(this.fsId, ctx.nodeid);
+    return this.xattrs.list(ctx.nodeid);
   }
 
   async removexattr(ctx: RequestContext, req: RemovexattrIn): Promise<void> {
-    await this.d.meta.removexattr(this.fsId, ctx.nodeid, req.name);
+    await this.xattrs.remove(ctx.nodeid, req.name);
     this.attrCache.delete(ctx.nodeid);
   }
 

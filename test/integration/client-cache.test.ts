@@ -150,6 +150,18 @@ out(h)`) as string[];
     expect(ms).toBeLessThanOrEqual(100);
   });
 
+  it('an xattr set through one mount is visible through the other within 100 ms', async () => {
+    await fsp.writeFile(path.join(a.mountpoint, 'xa'), '');
+    for (const d of [b, c]) {
+      const q = path.join(d.mountpoint, 'xa');
+      expect(py(`out([E(os.getxattr, ${J(q)}, 'user.tag') for _ in range(2)])`)).toEqual(['ENODATA', 'ENODATA']);
+    }
+    const ms = timeVisible(`os.setxattr(${J(path.join(a.mountpoint, 'xa'))}, 'user.tag', b'v1')`,
+      `os.getxattr(${J(path.join(b.mountpoint, 'xa'))}, 'user.tag') == b'v1' and os.getxattr(${J(path.join(c.mountpoint, 'xa'))}, 'user.tag') == b'v1'`);
+    expect(ms).toBeGreaterThanOrEqual(0);
+    expect(ms).toBeLessThanOrEqual(100);
+  });
+
   it('one open mode per inode: a writer joins passthrough readers, and its writes are uploaded', async () => {
     const pa = path.join(a.mountpoint, 'mixed.bin');
     await fsp.writeFile(pa, Buffer.alloc(MiB, 0x41));

@@ -327,6 +327,22 @@ out(os.getxattr(p, 'user.bin') == v)`)).toBe(true);
       const d = await fresh();
       expect(py(`os.setxattr(${J(d)}, 'user.dir', b'yes'); out(os.getxattr(${J(d)}, 'user.dir').decode())`)).toBe('yes');
     });
+    it('POSIX ACLs are refused (EOPNOTSUPP, python: ENOTSUP) and read as absent', async () => {
+      const p = path.join(await fresh(), 'f');
+      await fsp.writeFile(p, '');
+      expect(py(`
+p = ${J(p)}
+out([E(os.setxattr, p, 'system.posix_acl_access', b'acl!'), E(os.getxattr, p, 'system.posix_acl_access')])`)).toEqual(['ENOTSUP', 'ENODATA']);
+    });
+    it('repeated misses and a later set: the name appears at once', async () => {
+      const p = path.join(await fresh(), 'f');
+      await fsp.writeFile(p, '');
+      expect(py(`
+p = ${J(p)}
+a = [E(os.getxattr, p, 'user.late') for _ in range(3)]
+os.setxattr(p, 'user.late', b'now')
+out(a + [os.getxattr(p, 'user.late').decode()])`)).toEqual(['ENODATA', 'ENODATA', 'ENODATA', 'now']);
+    });
     it('a non-owner cannot set user xattrs on a 0644 file (EACCES)', async () => {
       const p = path.join(await fresh(), 'f');
       await fsp.writeFile(p, '', { mode: 0o644 });
