@@ -9,7 +9,7 @@ import type { FsInfo } from '../mds/api';
 import type {
   AccessIn, AttrOut, CreateIn, CreateOut, DirentPlusSink, DirentSink, EntryOut, FallocateIn, FlushIn, FsyncIn,
   FuseConnection, GetattrIn, GetxattrIn, LinkIn, LseekIn, LseekOut, MkdirIn, MknodIn, NameIn, OpenIn, OpenOut,
-  RawFileSystem, ReaddirIn, ReadIn, ReleaseIn, RemovexattrIn, RenameIn, RequestContext, SetattrIn, SetxattrIn,
+  RawFileSystem, ReaddirIn, ReadIn, Reply, ReleaseIn, RemovexattrIn, RenameIn, RequestContext, SetattrIn, SetxattrIn,
   StatfsOut, SymlinkIn, WriteIn, WriteOut,
 } from './protocol/raw-fs';
 import { RENAME_WHITEOUT } from './protocol/raw-fs';
@@ -336,9 +336,9 @@ export class KurveFs implements RawFileSystem {
     this.attrCache.delete(ctx.nodeid);
   }
 
-  async getxattr(ctx: RequestContext, req: GetxattrIn): Promise<Buffer> {
+  getxattr(ctx: RequestContext, req: GetxattrIn): Reply<Buffer> {
     if (this.warmup.handles(req.name)) return this.warmup.get(ctx.nodeid);
-    return this.xattrs.get(ctx.nodeid, req.name);
+    return this.xattrs.fast(ctx.nodeid, req.name) ?? this.xattrs.get(ctx.nodeid, req.name);
   }
 
   async listxattr(ctx: RequestContext): Promise<string[]> {

@@ -30,6 +30,16 @@ export class Xattrs {
     else this.names.delete(ino);
   }
 
+  /**
+   * Answers from the cache without a round trip when it can: ENODATA for a name the inode does not
+   * have (returned, not thrown: this is the hot path of `ls -l`). undefined = ask get().
+   */
+  fast(ino: number, name: string): FsError | undefined {
+    if (name === CAPABILITY || ACLS.has(name)) return errnoReply(Errno.ENODATA);
+    const names = this.cacheable(this.epoch()) ? this.names.get(ino) : undefined;
+    return names && !names.has(name) ? errnoReply(Errno.ENODATA) : undefined;
+  }
+
   async get(ino: number, name: string): Promise<Buffer> {
     if (name === CAPABILITY || ACLS.has(name)) throw errnoReply(Errno.ENODATA);
     let names = this.cacheable(this.epoch()) ? this.names.get(ino) : undefined;
