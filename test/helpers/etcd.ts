@@ -39,8 +39,17 @@ export async function freePortBase(span: number): Promise<number> {
       s.once('error', () => resolve(undefined));
       s.listen(port, '127.0.0.1', () => resolve(s));
     });
+  // Below the kernel's ephemeral range, so processes binding port 0 cannot take ours meanwhile.
+  let low = 32768;
+  try {
+    low = Number((await import('node:fs')).readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: keep the usual default
+  }
+  const floor = 10000;
+  if (low - span <= floor) throw new Error(`no room for ${span} ports below the ephemeral range (starts at ${low})`);
   for (let attempt = 0; attempt < 30; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * (40000 - span));
+    const base = floor + Math.floor(Math.random() * (low - span - floor));
     const held: import('node:net').Server[] = [];
     let ok = true;
     for (let p = base; p < base + span && ok; p++) {
