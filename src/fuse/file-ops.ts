@@ -169,6 +169,7 @@ export class FileOps {
   async fsync(fh: number): Promise<void> {
     const h = this.handles.need(fh);
     if (this.data.isDirty(h.st)) await this.data.flush(h.st);
+    await this.kfs.durable();
   }
 
   async release(fh: number): Promise<void> {

@@ -393,8 +393,18 @@ export class KurveFs implements RawFileSystem {
     if (this.dirs.release(req.fh)) openHandles.dec();
   }
 
-  fsyncdir(_ctx: RequestContext, _req: FsyncIn): void {
-    // Namespace operations are durable when the metaserver answers them.
+  fsyncdir(_ctx: RequestContext, _req: FsyncIn): Promise<void> {
+    return this.durable();
+  }
+
+  /**
+   * fsync/fsyncdir: a metaserver that acknowledges changes before they are durable (the embedded
+   * namespace's 'written' mode) offers flush(); elsewhere every answered change is durable already.
+   * Called structurally so this works whether or not the contract has the optional method.
+   */
+  async durable(): Promise<void> {
+    const meta = this.d.meta as { flush?: (fsId: number) => Promise<void> };
+    if (typeof meta.flush === 'function') await meta.flush(this.fsId);
   }
 
   // ---- files (file-ops.ts) ------------------------------------------------------------------
