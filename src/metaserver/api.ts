@@ -173,6 +173,13 @@ export interface MetaService {
 
   /** Change feed from `fromSeq` (exclusive; 0 = from now). */
   subscribe(fsId: number, fromSeq: number, handlers: SubscribeHandlers): Subscription;
+
+  /**
+   * Optional: make every acknowledged namespace change of this fs durable (survive a machine
+   * crash) before resolving — the client calls it for FSYNC/FSYNCDIR. Only needed where changes
+   * are acknowledged before fsync (the embedded namespace in 'written' mode); elsewhere a no-op.
+   */
+  flush?(fsId: number): Promise<void>;
 }
 
 export interface CreateFsOptions {

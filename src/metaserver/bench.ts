@@ -1,16 +1,22 @@
 // Metaserver micro-benchmarks: creates, lookups and getattrs per second, in-process (Namespace on
 // lmdb) and over gRPC (MetaClient to a metaserver on a free port), sequential and with requests in
-// flight. Used by the bench harness; also runnable: `node dist/src/metaserver/bench.js [seconds]`.
+// flight; optionally also in-process on lmdb in 'written' durability (the embedded `kurve up` mode).
+// Used by the bench harness; also runnable: `node dist/src/metaserver/bench.js [seconds]` (all modes).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { MetaService } from './api';
 import { ROOT_INO } from './api';
 import { MetaClient } from './client';
+import { LmdbEngine } from './engines/lmdb';
+import { Namespace } from './namespace';
 import { startMetaserver } from './server';
 
+export type MetaBenchMode = 'in-process' | 'grpc' | 'in-process-written';
+
 export interface MetaBenchResult {
-  readonly mode: 'in-process' | 'grpc';
+  /** in-process-written: Namespace on lmdb with durability 'written' (acked before fsync). */
+  readonly mode: MetaBenchMode;
   readonly concurrency: number;
   readonly createsPerSec: number;
   readonly lookupsPerSec: number;
@@ -26,6 +32,8 @@ export interface MetaBenchOptions {
   readonly concurrency?: number;
   /** Skip fsync (measures the logic, not the disk). Default false: real durable commits. */
   readonly noSync?: boolean;
+  /** Which modes to measure (default in-process and grpc, both with synced acknowledgements). */
+  readonly modes?: readonly MetaBenchMode[];
 }
 
 const C = { uid: 0, gid: 0 };
@@ -68,13 +76,33 @@ async function measure(ms: MetaService, fsId: number, seconds: number, concurren
 export async function benchMetaserver(opts: MetaBenchOptions = {}): Promise<MetaBenchResult[]> {
   const seconds = opts.seconds ?? 1;
   const levels = opts.concurrency ? [opts.concurrency] : [1, 32];
+  const modes = opts.modes ?? ['in-process', 'grpc'];
+  const out: MetaBenchResult[] = [];
+  if (modes.includes('in-process') || modes.includes('grpc')) out.push(...(await benchSynced(opts, seconds, levels, modes)));
+  if (modes.includes('in-process-written')) {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-msbench-'));
+    const engine = new LmdbEngine({ path: dataDir, durability: 'written', noSync: opts.noSync });
+    const ns = await Namespace.open(engine, { runGc: false });
+    try {
+      await ns.createFs(1);
+      for (const c of levels) out.push({ mode: 'in-process-written', concurrency: c, ...(await measure(ns, 1, seconds, c)) });
+    } finally {
+      await ns.close();
+      await engine.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+  return out;
+}
+
+async function benchSynced(opts: MetaBenchOptions, seconds: number, levels: number[], modes: readonly MetaBenchMode[]): Promise<MetaBenchResult[]> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-msbench-'));
   const server = await startMetaserver({ listen: '127.0.0.1:0', dataDir, createFs: [1], noSync: opts.noSync, graceMs: 1000 });
   const client = new MetaClient(server.address);
   const out: MetaBenchResult[] = [];
   try {
-    for (const c of levels) out.push({ mode: 'in-process', concurrency: c, ...(await measure(server.namespace, 1, seconds, c)) });
-    for (const c of levels) out.push({ mode: 'grpc', concurrency: c, ...(await measure(client, 1, seconds, c)) });
+    if (modes.includes('in-process')) for (const c of levels) out.push({ mode: 'in-process', concurrency: c, ...(await measure(server.namespace, 1, seconds, c)) });
+    if (modes.includes('grpc')) for (const c of levels) out.push({ mode: 'grpc', concurrency: c, ...(await measure(client, 1, seconds, c)) });
   } finally {
     client.close();
     await server.close();
@@ -91,7 +119,7 @@ export function formatBench(results: readonly MetaBenchResult[]): string {
 
 if (require.main === module) {
   const seconds = Number(process.argv[2] ?? 1);
-  benchMetaserver({ seconds }).then(
+  benchMetaserver({ seconds, modes: ['in-process', 'grpc', 'in-process-written'] }).then(
     (r) => {
       process.stdout.write(`${formatBench(r)}\n`);
       process.exit(0);

@@ -182,6 +182,12 @@ export class MetaClient implements MetaService, MetaAdmin {
     };
   }
 
+  /**
+   * MetaService.flush: nothing to wait for — a gRPC metaserver (`kurve metaserver`, lmdb in 'sync'
+   * mode, or etcd) acknowledges a change only once it is durable.
+   */
+  async flush(_fsId: number): Promise<void> {}
+
   close(): void {
     this.client.close();
   }

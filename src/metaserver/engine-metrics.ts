@@ -42,5 +42,6 @@ export function meteredEngine(engine: KvEngine): KvEngine {
     close: () => engine.close(),
   };
   if (engine.count) wrapped.count = (r: KvRange) => engine.count!(r);
+  if (engine.flush) wrapped.flush = () => timed('flush', engine.flush!());
   return wrapped;
 }

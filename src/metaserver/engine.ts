@@ -8,7 +8,8 @@
 //   it, and every key it puts gets modRevision = that revision. A deleted key has no revision;
 //   a put after a delete gets a fresh one. Revisions survive restarts (never go backwards).
 // - txn is all-or-nothing: when every compare holds, all puts and deletes apply atomically and
-//   durably (an acknowledged txn survives a crash); otherwise nothing is written and
+//   durably (an acknowledged txn survives a crash of the process; of the machine too unless the
+//   engine acknowledges before fsync — lmdb 'written' mode — then after flush()); otherwise nothing is written and
 //   succeeded = false. A failed compare is not an error: the caller re-reads and retries.
 // - Reads (get/range) see every acknowledged txn (read-your-writes within one engine instance).
 // - Errors (I/O, closed engine, etcd unavailable) reject the promise; they never mean "conflict".
@@ -70,6 +71,12 @@ export interface KvEngine {
   txn(txn: KvTxn): Promise<KvTxnResult>;
   /** Optional: number of keys in a range, cheaply (metrics gauges); may be approximate. */
   count?(range: KvRange): Promise<number>;
+  /**
+   * Optional: resolves once every txn acknowledged so far is durable (survives a machine crash).
+   * Engines whose acknowledgement already means durable (etcd, lmdb in 'sync' mode) may omit it or
+   * resolve at once; lmdb in 'written' mode acknowledges before fsync and needs it (fsync/fsyncdir).
+   */
+  flush?(): Promise<void>;
   /** Current store revision (of the last acknowledged write this instance knows of). */
   revision(): Promise<number>;
   /** Waits for acknowledged writes to be durable and releases the store. Idempotent. */

@@ -266,6 +266,15 @@ export class Namespace implements MetaService, MetaAdmin {
     return this.feed instanceof InProcessFeed ? this.feed.lastSeq(fsId) : 0;
   }
 
+  /**
+   * Makes every acknowledged change durable (MetaService.flush). The engine is shared by all file
+   * systems, so this flushes them all: lmdb commits are whole-store anyway.
+   */
+  async flush(fsId: number): Promise<void> {
+    await this.core.fs(fsId);
+    await this.engine.flush?.();
+  }
+
   /** One GC pass now (tests, admin). */
   runGc(now?: number): Promise<number> {
     return this.core.gc.runOnce(now);

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MetaClient } from '../../src/metaserver/client';
-import { LmdbEngine } from '../../src/metaserver/engines/lmdb';
+import { LmdbEngine, LmdbEngineOptions } from '../../src/metaserver/engines/lmdb';
 import { Namespace, NamespaceOptions } from '../../src/metaserver/namespace';
 import { startMetaserver, Metaserver } from '../../src/metaserver/server';
 import type { SuiteTarget } from './metaserver-suite';
@@ -38,9 +38,12 @@ export async function grpcTarget(opts: { token?: string; namespace?: NamespaceOp
 }
 
 /** A Namespace in this process on a temp lmdb. */
-export async function inProcessTarget(opts: NamespaceOptions = {}): Promise<SuiteTarget & { ns: Namespace; engine: LmdbEngine; dir: string }> {
+export async function inProcessTarget(
+  opts: NamespaceOptions = {},
+  engineOpts: Omit<LmdbEngineOptions, 'path'> = {},
+): Promise<SuiteTarget & { ns: Namespace; engine: LmdbEngine; dir: string }> {
   const dir = tempDir('kurve-ns-');
-  const engine = new LmdbEngine({ path: dir });
+  const engine = new LmdbEngine({ ...engineOpts, path: dir });
   const ns = await Namespace.open(engine, opts);
   let next = 100;
   return {

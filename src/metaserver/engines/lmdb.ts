@@ -8,14 +8,26 @@
 // may see a commit in flight). A later txn that depends on such a write lands in the same or a
 // later batch, and batches become durable in order, so an acknowledged write never depends on a
 // lost one.
+//
+// Durability modes (when a txn is acknowledged):
+// - 'sync' (default, `kurve metaserver`): after its batch's lmdb commit has been fsync'ed.
+// - 'written' (embedded `kurve up`, like a local file system): once its record is written to the
+//   journal (lmdb-journal.ts) with write(2) — in the page cache, so a kill -9 of this process never
+//   loses it — while lmdb still commits with fsync in the background, batches at most every
+//   commitIntervalMs. A machine crash can lose the last ~interval of acknowledged writes (always a
+//   prefix-consistent state: lmdb is never opened without sync); flush() makes them durable now.
+//   lmdb's own noSync/overlappingSync are not used for this: with noSync a machine crash can
+//   corrupt the database, and overlappingSync acknowledges a commit only after the previous sync.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
 import { moduleLogger } from '../../common/logger';
 import { histogram } from '../../common/metrics';
 import { engineDuration, engineOps } from '../engine-metrics';
 import { compareHolds, KvEngine, KvEntry, KvRange, KvTxn, KvTxnResult, KvValue, rangeBounds } from '../engine';
-import { readU64, writeU64 } from '../keys';
+import { readU64 } from '../keys';
+import type { Journal, JournalWrite } from './lmdb-journal';
+import { takeLock } from './lmdb-lock';
+import { overlayRange, Pending, replayJournal, REV_KEY, stageRev, stageWrites } from './lmdb-store';
 
 const log = moduleLogger('lmdb');
 
@@ -28,18 +40,11 @@ const batchSize = histogram({
 /** lmdb's compiled-in key limit. */
 const MAX_KEY_BYTES = 1978;
 
-/** Engine bookkeeping lives under 0x00, below every namespace table tag. */
-const REV_KEY = Buffer.from([0x00, 0x72, 0x65, 0x76]);
-
-interface Pending {
-  readonly value: Buffer | undefined; // undefined = deleted
-  readonly modRevision: number;
-}
-
 interface Batch {
-  readonly writes: Array<{ key: Buffer; value: Buffer | undefined; rev: number }>;
+  readonly writes: Array<JournalWrite & { rev: number }>;
   readonly waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
   lastRev: number;
+  txns: number;
 }
 
 export interface LmdbEngineOptions {
@@ -47,38 +52,18 @@ export interface LmdbEngineOptions {
   readonly path: string;
   /** Skip fsync (tests and benchmarks of the logic only; acknowledged writes may be lost). */
   readonly noSync?: boolean;
+  /** When a txn is acknowledged: 'sync' (default) after fsync, 'written' once in the OS page cache. */
+  readonly durability?: LmdbDurability;
+  /** 'written' mode: lmdb commits (each fsync'ed) start at most this often (default 50 ms). */
+  readonly commitIntervalMs?: number;
 }
 
-/**
- * One engine per directory: the overlay and the revision counter live in this process, so a
- * second process (or a second engine in this one) writing the same lmdb would corrupt both.
- * lmdb itself allows several writers, hence this pid file; a dead owner's file is taken over.
- */
-function takeLock(dir: string): string {
-  const file = path.join(dir, 'kurve-engine.pid');
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = fs.openSync(file, 'wx');
-      fs.writeSync(fd, `${process.pid}\n`);
-      fs.closeSync(fd);
-      return file;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const pid = Number(fs.readFileSync(file, 'utf8').trim());
-    let alive = false;
-    try {
-      if (Number.isInteger(pid) && pid > 0) {
-        process.kill(pid, 0);
-        alive = true;
-      }
-    } catch (err) {
-      alive = (err as NodeJS.ErrnoException).code === 'EPERM';
-    }
-    if (alive) throw new Error(`${dir} is in use by process ${pid} (one metaserver or fsck per data directory)`);
-    fs.rmSync(file, { force: true });
-  }
-  throw new Error(`cannot take the lock on ${dir}`);
+export type LmdbDurability = 'sync' | 'written';
+
+interface FlushWaiter {
+  readonly rev: number;
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
 }
 
 export class LmdbEngine implements KvEngine {
@@ -92,8 +77,22 @@ export class LmdbEngine implements KvEngine {
   private failed: Error | null = null;
   private closed = false;
   private readonly lockFile: string;
+  readonly durability: LmdbDurability;
+  private readonly intervalMs: number;
+  private journal: Journal | null = null;
+  /** Every revision ≤ this is in a synced lmdb commit. */
+  private durableRev: number;
+  private flushWaiters: FlushWaiter[] = [];
+  /** A flush() or close() is waiting: commit without pacing. */
+  private hurry = false;
+  private wake: (() => void) | null = null;
+  private lastCommitStart = 0;
 
   constructor(opts: LmdbEngineOptions) {
+    this.durability = opts.durability ?? 'sync';
+    if (this.durability !== 'sync' && this.durability !== 'written') throw new Error(`lmdb engine: unknown durability '${String(this.durability)}' (sync or written)`);
+    this.intervalMs = opts.commitIntervalMs ?? 50;
+    if (!(this.intervalMs >= 0 && this.intervalMs <= 60_000)) throw new Error(`lmdb engine: commitIntervalMs ${this.intervalMs} is outside 0..60000`);
     fs.mkdirSync(opts.path, { recursive: true });
     this.lockFile = takeLock(opts.path);
     try {
@@ -115,8 +114,19 @@ export class LmdbEngine implements KvEngine {
     }
     const stored = this.db.get(REV_KEY);
     this.rev = stored ? readU64(stored, 0) : 0;
-    log.debug({ path: opts.path, revision: this.rev }, 'lmdb opened');
+    try {
+      const replayed = replayJournal(this.db, opts.path, this.rev, this.durability === 'written');
+      this.rev = replayed.rev;
+      this.journal = replayed.journal;
+    } catch (err) {
+      this.db.close().catch(() => undefined);
+      fs.rmSync(this.lockFile, { force: true });
+      throw err;
+    }
+    this.durableRev = this.rev;
+    log.debug({ path: opts.path, revision: this.rev, durability: this.durability }, 'lmdb opened');
   }
+
 
   private check(): void {
     if (this.failed) throw this.failed;
@@ -139,35 +149,7 @@ export class LmdbEngine implements KvEngine {
 
   async range(r: KvRange): Promise<KvEntry[]> {
     this.check();
-    const { start, end } = rangeBounds(r);
-    const limit = r.limit ?? Infinity;
-    // Overlay keys are latin1 strings: one char per byte, so string order is byte order and the
-    // scan needs no Buffer per pending key.
-    const startS = start.toString('latin1');
-    const endS = end?.toString('latin1');
-    const overlay: Array<[Buffer, Pending]> = [];
-    for (const [k, p] of this.pending) {
-      if (k >= startS && (endS === undefined || k < endS)) overlay.push([Buffer.from(k, 'latin1'), p]);
-    }
-    const fetch = r.reverse ? Infinity : limit + overlay.length;
-    const out = new Map<string, KvEntry>();
-    let n = 0;
-    for (const { key, value } of this.db.getRange({ start, end, limit: fetch === Infinity ? undefined : fetch })) {
-      const k = key as Buffer;
-      if (k[0] === 0 && k.equals(REV_KEY)) continue; // engine bookkeeping, not a KV entry
-      out.set(k.toString('latin1'), { key: Buffer.from(k), value: (value as Buffer).subarray(8), modRevision: readU64(value as Buffer, 0) });
-      if (++n >= fetch) break;
-    }
-    for (const [key, p] of overlay) {
-      const s = key.toString('latin1');
-      if (p.value === undefined) out.delete(s);
-      else out.set(s, { key, value: p.value, modRevision: p.modRevision });
-    }
-    let entries = [...out.values()];
-    if (overlay.length > 0) entries.sort((a, b) => a.key.compare(b.key));
-    if (r.reverse) entries.reverse();
-    if (entries.length > limit) entries = entries.slice(0, limit);
-    return entries;
+    return overlayRange(this.db, this.pending, r);
   }
 
   /** Keys on disk in the range (writes still in flight are not counted). */
@@ -191,9 +173,21 @@ export class LmdbEngine implements KvEngine {
       if (key.length === 0 || key.length > MAX_KEY_BYTES) throw new Error(`lmdb engine: key of ${key.length} bytes (1..${MAX_KEY_BYTES} allowed)`);
     }
     if (puts.length === 0 && deletes.length === 0) return { succeeded: true, revision: this.rev };
-    const rev = ++this.rev;
-    const batch = (this.batch ??= { writes: [], waiters: [], lastRev: rev });
+    const rev = this.rev + 1;
+    if (this.journal) {
+      try {
+        this.journal.append(rev, [...puts, ...deletes.map((key) => ({ key, value: undefined }))]);
+      } catch (err) {
+        // A torn record would hide every later one from replay: stop rather than ack past it.
+        this.failed = new Error(`lmdb journal write failed: ${(err as Error).message}`);
+        log.error({ err }, 'lmdb journal write failed; engine stopped');
+        throw this.failed;
+      }
+    }
+    this.rev = rev;
+    const batch = (this.batch ??= { writes: [], waiters: [], lastRev: rev, txns: 0 });
     batch.lastRev = rev;
+    batch.txns++;
     for (const p of puts) {
       this.pending.set(p.key.toString('latin1'), { value: p.value, modRevision: rev });
       batch.writes.push({ key: p.key, value: p.value, rev });
@@ -202,14 +196,53 @@ export class LmdbEngine implements KvEngine {
       this.pending.set(key.toString('latin1'), { value: undefined, modRevision: rev });
       batch.writes.push({ key, value: undefined, rev });
     }
+    if (this.journal) {
+      // Acknowledged now: the journal record is in the page cache; lmdb catches up (synced) soon.
+      this.flushing ??= this.flushLoop();
+      return { succeeded: true, revision: rev };
+    }
     const durable = new Promise<void>((resolve, reject) => batch.waiters.push({ resolve, reject }));
     this.flushing ??= this.flushLoop();
     await durable;
     return { succeeded: true, revision: rev };
   }
 
+  /**
+   * Resolves once every txn accepted so far is in a synced lmdb commit. A no-op in 'sync' mode
+   * for acknowledged txns (they already are); in 'written' mode it skips the commit pacing.
+   */
+  async flush(): Promise<void> {
+    this.check();
+    const target = this.rev;
+    if (this.durableRev >= target) return;
+    const done = new Promise<void>((resolve, reject) => this.flushWaiters.push({ rev: target, resolve, reject }));
+    this.hurry = true;
+    this.wake?.();
+    this.flushing ??= this.flushLoop();
+    await done;
+  }
+
+  /** 'written' mode: waits until commitIntervalMs after the last commit started (or a hurry). */
+  private async pace(): Promise<void> {
+    const wait = this.lastCommitStart + this.intervalMs - Date.now();
+    if (!this.journal || wait <= 0 || this.hurry || this.closed) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.wake?.(), wait);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+    });
+  }
+
   async revision(): Promise<number> {
     return this.rev;
+  }
+
+  /** The newest revision in a synced lmdb commit (= revision() in 'sync' mode once acked). */
+  durableRevision(): number {
+    return this.durableRev;
   }
 
   /** Commits batches until none is waiting; each batch is one lmdb transaction, flushed before acking. */
@@ -217,23 +250,16 @@ export class LmdbEngine implements KvEngine {
     // Let the txns issued in this event turn join the first batch.
     await new Promise<void>((r) => setImmediate(r));
     while (this.batch) {
+      await this.pace();
       const b = this.batch;
       this.batch = null;
+      this.hurry = false;
+      this.lastCommitStart = Date.now();
       const start = process.hrtime.bigint();
       try {
         await this.db.transaction(() => {
-          for (const w of b.writes) {
-            if (w.value === undefined) void this.db.remove(w.key);
-            else {
-              const raw = Buffer.allocUnsafe(8 + w.value.length);
-              writeU64(raw, w.rev, 0);
-              w.value.copy(raw, 8);
-              void this.db.put(w.key, raw);
-            }
-          }
-          const revBuf = Buffer.alloc(8);
-          writeU64(revBuf, b.lastRev, 0);
-          void this.db.put(REV_KEY, revBuf);
+          stageWrites(this.db, b.writes);
+          stageRev(this.db, b.lastRev);
         });
         // Without overlappingSync the commit itself syncs; `flushed` (documented: resolves when
         // all previous writes are committed and flushed to disk) makes that explicit.
@@ -245,6 +271,7 @@ export class LmdbEngine implements KvEngine {
         log.error({ err }, 'lmdb commit failed; engine stopped');
         for (const w of b.waiters) w.reject(this.failed);
         for (let next = this.batch as Batch | null; next; next = null) for (const w of next.waiters) w.reject(this.failed);
+        for (const w of this.flushWaiters.splice(0)) w.reject(this.failed);
         this.batch = null;
         break;
       }
@@ -254,8 +281,20 @@ export class LmdbEngine implements KvEngine {
       }
       engineOps.labels('lmdb', 'commit', 'ok').inc();
       engineDuration.labels('lmdb', 'commit').observe(Number(process.hrtime.bigint() - start) / 1e9);
-      batchSize.observe(b.waiters.length);
+      batchSize.observe(b.txns);
+      this.durableRev = b.lastRev;
       for (const w of b.waiters) w.resolve();
+      if (this.flushWaiters.length > 0) {
+        const still = this.flushWaiters.filter((w) => w.rev > this.durableRev);
+        for (const w of this.flushWaiters) if (w.rev <= this.durableRev) w.resolve();
+        this.flushWaiters = still;
+      }
+      try {
+        this.journal?.covered(this.durableRev);
+      } catch (err) {
+        // Only housekeeping failed (records stay replayable): the journal just grows.
+        log.warn({ err }, 'lmdb journal truncate failed');
+      }
     }
     this.flushing = null;
   }
@@ -263,7 +302,11 @@ export class LmdbEngine implements KvEngine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.hurry = true;
+    this.wake?.();
     while (this.flushing) await this.flushing;
+    if (this.journal && !this.failed) this.journal.clear();
+    this.journal?.close();
     await this.db.close();
     fs.rmSync(this.lockFile, { force: true });
   }
