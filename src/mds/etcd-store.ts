@@ -7,6 +7,7 @@ import {
   createEtcdClient, deadline, DEFAULT_CALL_POLICY, EtcdCallPolicy, isAmbiguousEtcdError, parseEtcdEndpoints, retryEtcd,
 } from '../common/etcd-client';
 import { notLeaderError } from './leader';
+import { EtcdSessionLeases } from './etcd-sessions';
 import { MdsStore, StoreCompare, StoreEntry, StoreOp } from './store';
 
 export interface EtcdMdsStoreOptions {
@@ -26,8 +27,10 @@ const num = (s: string | number | undefined): number => Number(s ?? 0);
 
 export class EtcdMdsStore implements MdsStore {
   readonly client: Etcd3;
-  private readonly prefix: string;
-  private readonly policy: EtcdCallPolicy;
+  /** Sessions as etcd leases (see SessionLeases). */
+  readonly sessionLeases: EtcdSessionLeases;
+  readonly prefix: string;
+  readonly policy: EtcdCallPolicy;
   private readonly ownsClient: boolean;
   private closed = false;
 
@@ -43,12 +46,14 @@ export class EtcdMdsStore implements MdsStore {
       attemptTimeoutMs: opts.attemptTimeoutMs ?? DEFAULT_CALL_POLICY.attemptTimeoutMs,
       totalTimeoutMs: opts.totalTimeoutMs ?? DEFAULT_CALL_POLICY.totalTimeoutMs,
     };
+    this.sessionLeases = new EtcdSessionLeases(this);
   }
 
-  private k(key: string): Buffer {
+  /** The etcd key of a store key. */
+  k(key: string): Buffer {
     return Buffer.from(this.prefix + key);
   }
-  private check(): void {
+  check(): void {
     if (this.closed) throw new Error('etcd MDS store is closed');
   }
 
@@ -88,7 +93,7 @@ export class EtcdMdsStore implements MdsStore {
     if (fence) compare.push(fence);
     const success: IRequestOp[] = ops.map((op) =>
       op.type === 'put'
-        ? { request_put: { key: this.k(op.key), value: Buffer.from(JSON.stringify(op.value)) } }
+        ? { request_put: { key: this.k(op.key), value: Buffer.from(JSON.stringify(op.value)), lease: op.lease } }
         : { request_delete_range: { key: this.k(op.key) } },
     );
     // On failure, read the fence key back: a vanished or re-created key means we were deposed.

@@ -1,14 +1,15 @@
-// Mds: the cluster manager. File system registry and client sessions live in an MdsStore;
-// server heartbeats and session lease deadlines live in memory (rebuilt, with a fresh lease, when
-// this replica becomes leader). Metaservers are reached only through MetaserverHooks, so embedded
-// mode calls the in-process Namespace and distributed mode calls over gRPC.
+// Mds: the cluster manager. File system registry and client sessions live in an MdsStore.
+// Session deadlines are store leases when the store has them (etcd: they survive a failover),
+// else the leader's memory. Server heartbeats live in memory; a new leader presumes registered
+// servers healthy for one health window. Metaservers are reached only through MetaserverHooks, so
+// embedded mode calls the in-process Namespace and distributed mode calls over gRPC.
 import { randomUUID } from 'node:crypto';
 import { Errno, fsError, FsError } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import { gauge } from '../common/metrics';
 import { FsInfo, MdsService, MountInfo, ServerInfo, ServerKind, SessionInfo } from './api';
 import { AlwaysLeader, LeaderElection, notLeaderError } from './leader';
-import { Keys, MdsStore } from './store';
+import { Keys, MdsStore, SessionLeases } from './store';
 import { validateAddress, validateChunkSize, validateFsName, validateKind, validateServerId, validateSessionId } from './validate';
 
 const log = moduleLogger('mds');
@@ -23,6 +24,15 @@ export const DEFAULT_LEASE_MS = 20_000;
 export const DEFAULT_HEARTBEAT_MS = 2_000;
 /** A server is healthy while its last heartbeat is at most this many intervals old. */
 export const HEALTHY_INTERVALS = 3;
+/** With store leases, how long past a session's known deadline the sweep waits for the watch before asking the store. */
+const LEASE_CHECK_SLACK_MS = 1000;
+
+/** `list` rotated left by `n` (an empty list stays empty). */
+export function rotate<T>(list: readonly T[], n: number): T[] {
+  if (list.length === 0) return [];
+  const k = n % list.length;
+  return [...list.slice(k), ...list.slice(0, k)];
+}
 
 /**
  * How the MDS reaches metaservers. Both calls must be idempotent: they are retried after failures.
@@ -54,6 +64,8 @@ export interface MdsOptions {
 
 interface FsRecord { fsId: number; name: string; chunkSize: number; createdMs: number }
 interface ServerRecord { id: string; kind: ServerKind; address: string }
+/** lastHeartbeatMs 0 = none seen by this leader; presumedUntil: healthy without one until then (after a failover). */
+interface LiveServer extends ServerRecord { lastHeartbeatMs: number; presumedUntil: number }
 interface SessionRecord { sessionId: string; fsId: number; client: string; mountpoint: string; createdMs: number }
 interface LiveSession extends SessionRecord { expiresMs: number; expired: boolean; releasing?: Promise<void> }
 
@@ -63,7 +75,11 @@ export class Mds implements MdsService {
   readonly election: LeaderElection;
   private readonly store: MdsStore;
   private hooks?: MetaserverHooks;
-  private readonly servers = new Map<string, ServerRecord & { lastHeartbeatMs: number }>();
+  private readonly servers = new Map<string, LiveServer>();
+  private readonly leases?: SessionLeases;
+  private stopWatch?: () => Promise<void>;
+  /** Rotates the server lists handed to successive mounts, so clients spread over servers. */
+  private mounts = 0;
   private readonly sessions = new Map<string, LiveSession>();
   private sweepTimer?: NodeJS.Timeout;
   private sweeping?: Promise<void>;
@@ -73,6 +89,7 @@ export class Mds implements MdsService {
 
   private constructor(opts: MdsOptions) {
     this.store = opts.store;
+    this.leases = opts.store.sessionLeases;
     this.hooks = opts.hooks;
     this.election = opts.election ?? new AlwaysLeader();
     this.leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
@@ -82,9 +99,10 @@ export class Mds implements MdsService {
   /** Opens the MDS over a store: loads topology and sessions, starts the expiry sweep. */
   static async open(opts: MdsOptions): Promise<Mds> {
     const mds = new Mds(opts);
-    if (mds.election.isLeader()) await mds.load();
+    if (mds.leases) mds.stopWatch = await mds.leases.watch((id) => mds.leaseGone(id));
+    if (mds.election.isLeader()) await mds.load(false);
     mds.unsubscribe = mds.election.onChange((leader) => {
-      if (leader) mds.load().catch((err: unknown) => log.error({ err }, 'reloading state as new leader failed'));
+      if (leader) mds.load(true).catch((err: unknown) => log.error({ err }, 'reloading state as new leader failed'));
     });
     const sweepMs = opts.sweepMs ?? Math.min(1000, Math.max(10, mds.leaseMs / 4));
     mds.sweepTimer = setInterval(() => {
@@ -99,17 +117,28 @@ export class Mds implements MdsService {
     this.hooks = hooks;
   }
 
-  /** (Re)builds in-memory state from the store; every known session gets a full lease from now. */
-  private async load(): Promise<void> {
+  /**
+   * (Re)builds in-memory state from the store. Sessions keep their store lease deadlines (an
+   * expired one is released by the sweep); without store leases each gets a full lease from now.
+   * `elected`: this replica just took over from another leader, which the servers were beating
+   * to until moments ago, so they count as healthy for one health window unless they stop.
+   */
+  private async load(elected: boolean): Promise<void> {
     const now = Date.now();
+    const presumedUntil = elected ? now + HEALTHY_INTERVALS * this.heartbeatMs : 0;
     this.servers.clear();
     for (const e of await this.store.list<ServerRecord>(Keys.serverPrefix())) {
-      this.servers.set(`${e.value.kind}/${e.value.id}`, { ...e.value, lastHeartbeatMs: 0 });
+      this.servers.set(`${e.value.kind}/${e.value.id}`, { ...e.value, lastHeartbeatMs: 0, presumedUntil });
     }
+    const records = (await this.store.list<SessionRecord>(Keys.sessionPrefix)).map((e) => e.value);
+    const leases = this.leases;
+    const deadlines = leases ? await Promise.all(records.map((r) => leases.deadline(r.sessionId))) : records.map(() => now + this.leaseMs);
     this.sessions.clear();
-    for (const e of await this.store.list<SessionRecord>(Keys.sessionPrefix)) {
-      this.sessions.set(e.value.sessionId, { ...e.value, expiresMs: now + this.leaseMs, expired: false });
-    }
+    records.forEach((r, i) => {
+      const d = deadlines[i];
+      this.sessions.set(r.sessionId, { ...r, expiresMs: d ?? now, expired: d === undefined });
+      if (d === undefined) log.warn({ sessionId: r.sessionId, client: r.client }, 'session lease expired (found by the new leader)');
+    });
     this.publish();
     log.info({ servers: this.servers.size, sessions: this.sessions.size }, 'mds state loaded');
   }
@@ -199,7 +228,7 @@ export class Mds implements MdsService {
       log.info({ kind, id, address }, known ? 'server moved' : 'server registered');
     }
     const wasHealthy = known !== undefined && known.address === address && this.isHealthy(known.lastHeartbeatMs);
-    this.servers.set(key, { id, kind, address, lastHeartbeatMs: Date.now() });
+    this.servers.set(key, { id, kind, address, lastHeartbeatMs: Date.now(), presumedUntil: 0 });
     this.publish();
     if (kind === 'metaserver' && !wasHealthy) this.metaserverJoined(address);
   }
@@ -207,8 +236,9 @@ export class Mds implements MdsService {
   /** Same as register (a heartbeat from an unknown server registers it), kept cheap when known. */
   async heartbeat(kind: ServerKind, id: string, address: string): Promise<void> {
     const known = this.servers.get(`${kind}/${id}`);
-    if (known && known.address === address && this.isHealthy(known.lastHeartbeatMs) && this.election.isLeader()) {
+    if (known && known.address === address && this.healthyNow(known) && this.election.isLeader()) {
       known.lastHeartbeatMs = Date.now();
+      known.presumedUntil = 0;
       return;
     }
     await this.register(kind, id, address);
@@ -216,6 +246,11 @@ export class Mds implements MdsService {
 
   private isHealthy(lastHeartbeatMs: number): boolean {
     return lastHeartbeatMs > 0 && Date.now() - lastHeartbeatMs <= HEALTHY_INTERVALS * this.heartbeatMs;
+  }
+
+  /** Healthy by a heartbeat to this leader, or presumed so just after a failover. */
+  private healthyNow(s: LiveServer): boolean {
+    return this.isHealthy(s.lastHeartbeatMs) || Date.now() < s.presumedUntil;
   }
 
   /** In the background: a (re)joining metaserver gets every file system's root. */
@@ -231,7 +266,7 @@ export class Mds implements MdsService {
   private listServersSync(kind?: ServerKind): ServerInfo[] {
     return [...this.servers.values()]
       .filter((s) => !kind || s.kind === kind)
-      .map((s) => ({ ...s, healthy: this.isHealthy(s.lastHeartbeatMs) }))
+      .map((s) => ({ id: s.id, kind: s.kind, address: s.address, lastHeartbeatMs: s.lastHeartbeatMs, healthy: this.healthyNow(s) }))
       .sort((a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id));
   }
 
@@ -242,9 +277,10 @@ export class Mds implements MdsService {
     return this.listServersSync(kind);
   }
 
-  /** Addresses of healthy servers of a kind. */
+  /** Addresses of healthy servers of a kind: those seen beating first, then those presumed healthy after a failover. */
   healthy(kind: ServerKind): string[] {
-    return this.listServersSync(kind).filter((s) => s.healthy).map((s) => s.address);
+    const list = this.listServersSync(kind).filter((s) => s.healthy);
+    return [...list.filter((s) => s.lastHeartbeatMs > 0), ...list.filter((s) => s.lastHeartbeatMs === 0)].map((s) => s.address);
   }
 
   /** How many servers of a kind are registered, healthy or not. */
@@ -262,23 +298,76 @@ export class Mds implements MdsService {
     const fs = await this.getFs(fsName);
     if (client.length > 256 || mountpoint.length > 4096) throw fsError('EINVAL', 'client or mountpoint too long');
     const rec: SessionRecord = { sessionId: randomUUID(), fsId: fs.fsId, client, mountpoint, createdMs: Date.now() };
-    await this.store.txn([{ key: Keys.session(rec.sessionId), version: 0 }], [{ type: 'put', key: Keys.session(rec.sessionId), value: rec }]);
-    const live: LiveSession = { ...rec, expiresMs: Date.now() + this.leaseMs, expired: false };
+    let expiresMs: number;
+    if (this.leases) {
+      expiresMs = await this.leases.open(rec.sessionId, rec, this.leaseMs);
+    } else {
+      await this.store.txn([{ key: Keys.session(rec.sessionId), version: 0 }], [{ type: 'put', key: Keys.session(rec.sessionId), value: rec }]);
+      expiresMs = Date.now() + this.leaseMs;
+    }
+    const live: LiveSession = { ...rec, expiresMs, expired: false };
     this.sessions.set(rec.sessionId, live);
     this.publish();
-    log.info({ sessionId: rec.sessionId, fs: fs.name, client, mountpoint }, 'mounted');
-    return {
-      fs, session: this.info(live), metaservers: this.healthy('metaserver'), datastores: this.healthy('datastore'), leaseMs: this.leaseMs,
-    };
+    // Each mount gets the lists rotated one further: clients use the first entry, so successive
+    // mounts land on different metaservers and datastores.
+    const turn = this.mounts++;
+    const metaservers = rotate(this.healthy('metaserver'), turn);
+    const datastores = rotate(this.healthy('datastore'), turn);
+    log.info({ sessionId: rec.sessionId, fs: fs.name, client, mountpoint, metaserver: metaservers[0], datastore: datastores[0] }, 'mounted');
+    return { fs, session: this.info(live), metaservers, datastores, leaseMs: this.leaseMs };
   }
 
   async keepalive(sessionId: string): Promise<SessionInfo> {
+    if (this.leases) return this.keepaliveLease(this.leases, sessionId);
     this.requireLeader();
     validateSessionId(sessionId);
     const s = this.sessions.get(sessionId);
     if (!s || s.expired) throw fsError('ENOENT', `session ${sessionId} is unknown or expired; mount again`);
     s.expiresMs = Date.now() + this.leaseMs;
     return this.info(s);
+  }
+
+  /**
+   * Renews the session's store lease. Any replica may (renewing a lease needs no fence), so a
+   * client keeps its session alive while the MDS fails over.
+   */
+  private async keepaliveLease(leases: SessionLeases, sessionId: string): Promise<SessionInfo> {
+    validateSessionId(sessionId);
+    const known = this.sessions.get(sessionId);
+    const gone = () => fsError('ENOENT', `session ${sessionId} is unknown or expired; mount again`);
+    if (known?.expired && this.election.isLeader()) throw gone();
+    const expiresMs = await leases.renew(sessionId);
+    if (expiresMs === undefined) {
+      this.leaseGone(sessionId);
+      throw gone();
+    }
+    if (known && this.election.isLeader()) {
+      known.expiresMs = expiresMs;
+      return this.info(known);
+    }
+    const rec = await this.store.get<SessionRecord>(Keys.session(sessionId));
+    if (!rec) throw gone();
+    return this.info({ ...rec.value, expiresMs, expired: false });
+  }
+
+  /** A session's store lease is gone (expired, or revoked by a release): the leader releases it. */
+  private leaseGone(sessionId: string): void {
+    if (!this.election.isLeader()) return;
+    const s = this.sessions.get(sessionId);
+    if (s) {
+      if (s.expired) return;
+      s.expired = true;
+      log.warn({ sessionId, client: s.client, mountpoint: s.mountpoint }, 'session lease expired');
+      this.release(s).catch(() => undefined);
+      return;
+    }
+    // Not in memory (e.g. mounted through the previous leader just before it fell): release it if the record is there.
+    this.store.get<SessionRecord>(Keys.session(sessionId)).then((rec) => {
+      if (!rec || this.sessions.has(sessionId) || !this.election.isLeader()) return;
+      const live: LiveSession = { ...rec.value, expiresMs: Date.now(), expired: true };
+      this.sessions.set(sessionId, live);
+      return this.release(live);
+    }).catch((err: unknown) => log.warn({ sessionId, err: (err as Error).message }, 'releasing an expired session failed; the sweep retries'));
   }
 
   /** Ends the session; its leftovers on the metaservers are released like an expiry. Idempotent. */
@@ -317,13 +406,27 @@ export class Mds implements MdsService {
     await this.store.txn([], [{ type: 'delete', key: Keys.session(s.sessionId) }]);
     this.sessions.delete(s.sessionId);
     this.publish();
+    // The lease (if still alive, i.e. an unmount) is not needed any more; expiry would drop it too.
+    await this.leases?.end(s.sessionId).catch((err: unknown) => log.debug({ sessionId: s.sessionId, err: (err as Error).message }, 'revoking a session lease failed'));
   }
 
-  /** Expires sessions past their lease (and retries releases that failed). */
+  /**
+   * Expires sessions past their lease (and retries releases that failed). With store leases the
+   * store decides (the watch reports expiries); a session well past its known deadline is checked
+   * against the store in case a watch event was missed.
+   */
   async sweep(): Promise<void> {
     const now = Date.now();
     for (const s of [...this.sessions.values()]) {
       if (!s.expired && s.expiresMs >= now) continue;
+      if (!s.expired && this.leases) {
+        if (s.expiresMs + LEASE_CHECK_SLACK_MS >= now) continue;
+        const d = await this.leases.deadline(s.sessionId).catch(() => now + LEASE_CHECK_SLACK_MS);
+        if (d !== undefined) {
+          s.expiresMs = d;
+          continue;
+        }
+      }
       if (!s.expired) {
         s.expired = true;
         log.warn({ sessionId: s.sessionId, client: s.client, mountpoint: s.mountpoint }, 'session lease expired');
@@ -335,6 +438,7 @@ export class Mds implements MdsService {
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
     this.unsubscribe?.();
+    await this.stopWatch?.();
     await this.sweeping;
     await this.createLock;
     await this.joins;

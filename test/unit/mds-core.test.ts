@@ -207,6 +207,34 @@ describe('Mds', () => {
       expect(mds.healthy('datastore')).toEqual(['127.0.0.1:7003']);
     });
 
+    it('a new leader presumes registered servers healthy for one health window, beating ones first, then needs heartbeats', async () => {
+      await mds.createFs('vol', 0);
+      await mds.register('metaserver', 'm1', '127.0.0.1:7002');
+      await mds.register('metaserver', 'm2', '127.0.0.1:7012');
+      await mds.register('datastore', 'd1', '127.0.0.1:7003');
+      // Another replica leads for a while (no heartbeats reach this one), then this one is elected.
+      election.set(false);
+      await new Promise((r) => setTimeout(r, 700)); // > 3 × 200 ms: the old heartbeats are stale
+      election.set(true);
+      expect(await until(() => mds.healthy('metaserver').length === 2, 1000)).toBe(true);
+      // No heartbeat has reached the new leader yet, but a mount right after the failover works.
+      const m = await mds.mount('vol', 'h', '/m');
+      expect(m.metaservers.sort()).toEqual(['127.0.0.1:7002', '127.0.0.1:7012']);
+      expect(m.datastores).toEqual(['127.0.0.1:7003']);
+      expect((await mds.listServers('metaserver')).every((s) => s.healthy && s.lastHeartbeatMs === 0)).toBe(true);
+      // A server seen beating comes before the presumed ones.
+      await mds.heartbeat('metaserver', 'm2', '127.0.0.1:7012');
+      expect(mds.healthy('metaserver')).toEqual(['127.0.0.1:7012', '127.0.0.1:7002']);
+      // Past the health window only the beating servers stay healthy.
+      const end = Date.now() + 800;
+      while (Date.now() < end) {
+        await mds.heartbeat('metaserver', 'm2', '127.0.0.1:7012');
+        await new Promise((r) => setTimeout(r, 40));
+      }
+      expect(mds.healthy('metaserver')).toEqual(['127.0.0.1:7012']);
+      expect(mds.healthy('datastore')).toEqual([]);
+    });
+
     it('rejects bad kinds, ids and addresses with EINVAL', async () => {
       expect(await errnoOf(mds.register('router' as never, 'x', '127.0.0.1:1'))).toBe(Errno.EINVAL);
       expect(await errnoOf(mds.register('datastore', '', '127.0.0.1:1'))).toBe(Errno.EINVAL);
@@ -230,6 +258,24 @@ describe('Mds', () => {
       expect(m.session.expiresMs).toBeGreaterThan(Date.now());
       expect((await mds.listSessions()).map((s) => s.sessionId)).toEqual([m.session.sessionId]);
       expect(await errnoOf(mds.mount('missing', 'h', '/m'))).toBe(Errno.ENOENT);
+    });
+
+    it('successive mounts are spread over the healthy metaservers and datastores', async () => {
+      await mds.createFs('vol', 0);
+      for (const i of [1, 2, 3]) await mds.register('metaserver', `m${i}`, `127.0.0.1:710${i}`);
+      for (const i of [1, 2]) await mds.register('datastore', `d${i}`, `127.0.0.1:720${i}`);
+      const firstMeta = new Map<string, number>();
+      const firstData = new Map<string, number>();
+      for (let i = 0; i < 6; i++) {
+        const m = await mds.mount('vol', `c${i}`, '/m');
+        // Every healthy server is still listed (fallbacks), only the order differs.
+        expect([...m.metaservers].sort()).toEqual(['127.0.0.1:7101', '127.0.0.1:7102', '127.0.0.1:7103']);
+        expect([...m.datastores].sort()).toEqual(['127.0.0.1:7201', '127.0.0.1:7202']);
+        firstMeta.set(m.metaservers[0], (firstMeta.get(m.metaservers[0]) ?? 0) + 1);
+        firstData.set(m.datastores[0], (firstData.get(m.datastores[0]) ?? 0) + 1);
+      }
+      expect([...firstMeta.values()]).toEqual([2, 2, 2]);
+      expect([...firstData.values()]).toEqual([3, 3]);
     });
 
     it('keepalive renews the lease; without it the session expires and the hook releases it', async () => {
