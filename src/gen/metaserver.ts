@@ -4759,6 +4759,19 @@ export const MetaserverService = {
     responseSerialize: (value: ChangeEvent): Buffer => Buffer.from(ChangeEvent.encode(value).finish()),
     responseDeserialize: (value: Buffer): ChangeEvent => ChangeEvent.decode(value),
   },
+  /**
+   * Makes every acknowledged change of the fs durable (fsync/fsyncdir). A no-op for a metaserver
+   * that acknowledges only synced changes (`kurve metaserver`); needed for `kurve up` in 'written' mode.
+   */
+  flush: {
+    path: "/kurve.metaserver.Metaserver/Flush" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FsRequest): Buffer => Buffer.from(FsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FsRequest => FsRequest.decode(value),
+    responseSerialize: (value: Ack): Buffer => Buffer.from(Ack.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Ack => Ack.decode(value),
+  },
   /** Admin: the MDS creates file systems (embedded mode calls Namespace.createFs directly). */
   createFs: {
     path: "/kurve.metaserver.Metaserver/CreateFs" as const,
@@ -4805,6 +4818,11 @@ export interface MetaserverServer extends UntypedServiceImplementation {
   releaseInode: handleUnaryCall<OpenInodeRequest, Ack>;
   expireSession: handleUnaryCall<ExpireSessionRequest, ExpireSessionResponse>;
   subscribe: handleServerStreamingCall<SubscribeRequest, ChangeEvent>;
+  /**
+   * Makes every acknowledged change of the fs durable (fsync/fsyncdir). A no-op for a metaserver
+   * that acknowledges only synced changes (`kurve metaserver`); needed for `kurve up` in 'written' mode.
+   */
+  flush: handleUnaryCall<FsRequest, Ack>;
   /** Admin: the MDS creates file systems (embedded mode calls Namespace.createFs directly). */
   createFs: handleUnaryCall<CreateFsRequest, CreateFsResponse>;
   listFs: handleUnaryCall<Ack, ListFsResponse>;
@@ -5120,6 +5138,22 @@ export interface MetaserverClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<ChangeEvent>;
+  /**
+   * Makes every acknowledged change of the fs durable (fsync/fsyncdir). A no-op for a metaserver
+   * that acknowledges only synced changes (`kurve metaserver`); needed for `kurve up` in 'written' mode.
+   */
+  flush(request: FsRequest, callback: (error: ServiceError | null, response: Ack) => void): ClientUnaryCall;
+  flush(
+    request: FsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
+  flush(
+    request: FsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Ack) => void,
+  ): ClientUnaryCall;
   /** Admin: the MDS creates file systems (embedded mode calls Namespace.createFs directly). */
   createFs(
     request: CreateFsRequest,

@@ -183,10 +183,18 @@ export class MetaClient implements MetaService, MetaAdmin {
   }
 
   /**
-   * MetaService.flush: nothing to wait for — a gRPC metaserver (`kurve metaserver`, lmdb in 'sync'
-   * mode, or etcd) acknowledges a change only once it is durable.
+   * MetaService.flush: a no-op on the server for `kurve metaserver` (it acknowledges only synced
+   * changes), real for `kurve up` serving its 'written'-mode namespace. A server from before the
+   * Flush RPC acknowledged only synced changes too, so UNIMPLEMENTED counts as done.
    */
-  async flush(_fsId: number): Promise<void> {}
+  async flush(fsId: number): Promise<void> {
+    try {
+      await unary(this.client, this.client.flush, { fsId }, this.deadlineMs);
+    } catch (err) {
+      if ((err as Partial<grpc.ServiceError>)?.code === grpc.status.UNIMPLEMENTED) return;
+      throw asFsError(err);
+    }
+  }
 
   close(): void {
     this.client.close();

@@ -71,6 +71,10 @@ function setAttrRequest(r: pb.SetAttrRequest): SetAttrRequest {
 export function metaserverImpl(ns: Namespace): AsyncService<typeof pb.MetaserverService> {
   return {
     statFs: async (r) => statfsToPb(await ns.statfs(r.fsId)),
+    flush: async (r) => {
+      await ns.flush(r.fsId);
+      return ACK;
+    },
     lookup: async (r) => attrToPb(await ns.lookup(r.fsId, ino(r.parent, 'parent'), bytes(r.name, 'name'))),
     getAttr: async (r) => attrToPb(await ns.getattr(r.fsId, ino(r.ino))),
     setAttr: async (r) => attrToPb(await ns.setattr(r.fsId, ino(r.ino), setAttrRequest(r), caller(r.caller))),

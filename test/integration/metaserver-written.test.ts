@@ -3,11 +3,14 @@
 // is clean after the replay, and Namespace.flush() makes changes durable without the pacing wait.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { startRpcServer } from '../../src/common/rpc';
 import { ROOT_INO } from '../../src/metaserver/api';
+import { MetaClient } from '../../src/metaserver/client';
 import { LmdbEngine } from '../../src/metaserver/engines/lmdb';
 import { fsck } from '../../src/metaserver/fsck';
 import { Namespace } from '../../src/metaserver/namespace';
-import { inProcessTarget, tempDir } from '../helpers/metaserver';
+import { metaserverRpcService } from '../../src/metaserver/service';
+import { grpcTarget, inProcessTarget, tempDir } from '../helpers/metaserver';
 import { namespaceSuite } from '../helpers/metaserver-suite';
 import { spawnWrittenChild } from '../helpers/metaserver-written-child';
 
@@ -84,6 +87,40 @@ describe("Namespace.flush in 'written' mode", () => {
       expect(Date.now() - start).toBeLessThan(10_000);
       expect(t.engine.durableRevision()).toBe(await t.engine.revision());
       await expect(t.ns.flush(99_999)).rejects.toMatchObject({ errno: expect.anything() });
+    } finally {
+      await t.close();
+    }
+  }, 30_000);
+});
+
+describe('Flush RPC', () => {
+  it("makes a 'written'-mode namespace served over gRPC (as `kurve up` does) durable", async () => {
+    const t = await inProcessTarget({ runGc: false }, { durability: 'written', commitIntervalMs: 60_000 });
+    const server = await startRpcServer('127.0.0.1:0', [metaserverRpcService(t.ns)]);
+    const client = new MetaClient(server.address, { deadlineMs: 5000 });
+    try {
+      const fsId = await t.newFs();
+      await client.flush(fsId);
+      for (let i = 0; i < 20; i++) await client.mknod(fsId, ROOT_INO, Buffer.from(`r${i}`), 0o100644, 0, C);
+      expect(t.engine.durableRevision()).toBeLessThan(await t.engine.revision());
+      await client.flush(fsId);
+      expect(t.engine.durableRevision()).toBe(await t.engine.revision());
+      await expect(client.flush(99_999)).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      client.close();
+      await server.close(1000);
+      await t.close();
+    }
+  }, 30_000);
+
+  it("is a no-op on `kurve metaserver` ('sync': acknowledged means durable)", async () => {
+    const t = await grpcTarget();
+    try {
+      const fsId = await t.newFs();
+      await t.client.mknod(fsId, ROOT_INO, Buffer.from('s'), 0o100644, 0, C);
+      expect(t.server.engine.durableRevision()).toBe(await t.server.engine.revision()); // synced ack
+      await t.client.flush(fsId);
+      await expect(t.client.flush(99_999)).rejects.toMatchObject({ code: 'ENOENT' });
     } finally {
       await t.close();
     }
