@@ -41,6 +41,30 @@ describe('lmdb journal records', () => {
     expect(decodeRecords(Buffer.concat([a, bad, a]))).toHaveLength(1);
     expect(decodeRecords(Buffer.alloc(64))).toEqual([]);
   });
+
+  it('rotates between its two files and truncates only what lmdb covers', () => {
+    const dir = tempDir('kurve-jrn-');
+    const j = new Journal(dir);
+    try {
+      const size = (i: number) => fs.statSync(path.join(dir, `kurve-journal-${i}`)).size;
+      const big = Buffer.alloc(3 * 1024 * 1024, 7);
+      for (let rev = 1; rev <= 3; rev++) j.append(rev, [{ key: k(`k${rev}`), value: big }]);
+      j.covered(1); // file 0 is past the rotation size but holds revs up to 3: switch files
+      j.append(4, [{ key: k('k4'), value: k('small') }]);
+      expect(size(0)).toBeGreaterThan(9 * 1024 * 1024);
+      expect(size(1)).toBeGreaterThan(0);
+      expect(j.replayable(1).map((r) => r.rev)).toEqual([2, 3, 4]);
+      j.covered(3); // file 0 is covered now: truncated; file 1 (rev 4) is kept
+      expect(size(0)).toBe(0);
+      expect(j.replayable(3).map((r) => r.rev)).toEqual([4]);
+      expect(j.replayable(0)).toEqual([]); // revs 1..3 are gone: nothing contiguous from 1
+      j.append(5, [{ key: k('k5'), value: k('v') }]);
+      expect(j.replayable(3).map((r) => r.rev)).toEqual([4, 5]);
+    } finally {
+      j.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("lmdb engine 'written' durability", () => {
