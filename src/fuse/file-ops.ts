@@ -78,8 +78,10 @@ export class FileOps {
     const parent = ctx.nodeid;
     const mode = S_IFREG | (req.mode & 0o7777 & ~req.umask);
     let attr: Attr;
+    let fresh = false;
     try {
       attr = await this.kfs.own([[parent, req.name]], () => this.meta.mknod(this.kfs.fsId, parent, req.name, mode, 0, this.kfs.caller(ctx)));
+      fresh = true;
     } catch (err) {
       // Lost a race with another creator: without O_EXCL, open what is there (as open(2) would).
       if (toErrno(err) !== Errno.EEXIST || req.flags & O_EXCL) throw err;
@@ -87,6 +89,10 @@ export class FileOps {
       if ((attr.mode & S_IFMT) !== S_IFREG) throw new FsError(Errno.EISDIR, 'create over a non-regular file');
     }
     const st = this.data.ensure(attr.ino);
+    if (fresh && st.handles === 0 && st.present.size === 0 && st.dirty.size === 0) {
+      // We just made it: its chunk map is empty, no need to ask.
+      st.applyMap({ ino: attr.ino, size: 0, dataVersion: attr.dataVersion, chunkSize: st.chunkSize, chunks: [] });
+    }
     await this.data.revalidate(st, attr);
     if ((req.flags & O_TRUNC) && st.size > 0) attr = await this.data.truncate(st, 0);
     const open = await this.openHandle(st, req.flags);
