@@ -5,12 +5,12 @@ import type { KvEngine, KvEntry, KvRange, KvTxn, KvTxnResult, KvValue } from './
 
 export const engineOps = counter({
   name: 'kurve_metaserver_engine_ops_total',
-  help: 'KV engine operations by engine, op (get, range, txn; commit = one lmdb group commit) and result (ok, conflict, error)',
+  help: 'KV engine operations by engine, op (get, range, txn, flush; commit = one lmdb group commit) and result (ok, conflict, error)',
   labelNames: ['engine', 'op', 'result'] as const,
 });
 export const engineDuration = histogram({
   name: 'kurve_metaserver_engine_duration_seconds',
-  help: 'KV engine latency by engine and op (txn = until durable acknowledgement)',
+  help: 'KV engine latency by engine and op (txn = until acknowledgement: durable for lmdb sync and etcd, page cache for lmdb written; flush = until durable)',
   labelNames: ['engine', 'op'] as const,
   buckets: LATENCY_BUCKETS,
 });
