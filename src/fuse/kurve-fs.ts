@@ -12,7 +12,7 @@ import type {
   RawFileSystem, ReaddirIn, ReadIn, Reply, ReleaseIn, RemovexattrIn, RenameIn, RequestContext, SetattrIn, SetxattrIn,
   StatfsOut, SymlinkIn, WriteIn, WriteOut,
 } from './protocol/raw-fs';
-import { RENAME_WHITEOUT } from './protocol/raw-fs';
+import { errnoReply, RENAME_WHITEOUT } from './protocol/raw-fs';
 import { InodeTable } from './vfs/inode-table';
 import { HandleTable } from './vfs/handle-table';
 import { DirStream, dotEntries, fillDirents, fillDirentsPlus, type ListedEntry } from './vfs/readdir';
@@ -200,24 +200,29 @@ export class KurveFs implements RawFileSystem {
 
   // ---- namespace ----------------------------------------------------------------------------
 
-  async lookup(ctx: RequestContext, name: Buffer): Promise<EntryOut> {
-    checkName(name);
+  /** Answered from the daemon's caches synchronously when it can (no promise on the hot path). */
+  lookup(ctx: RequestContext, name: Buffer): Reply<EntryOut> {
+    if (name.length > NAME_MAX) return errnoReply(Errno.ENAMETOOLONG);
     if (this.coherence.subscribed) {
       const ino = this.dentryCache.get(dentryKey(ctx.nodeid, name));
       if (ino === 0) return negativeEntry(this.coherence.entryTimeout);
       const attr = ino === undefined ? undefined : this.attrCache.get(ino);
       if (attr) return this.entry(ctx.nodeid, name, attr);
     }
+    return this.lookupRemote(ctx.nodeid, name);
+  }
+
+  private async lookupRemote(parent: number, name: Buffer): Promise<EntryOut> {
     const epoch = this.cacheEpoch;
     try {
-      const attr = await this.d.meta.lookup(this.fsId, ctx.nodeid, name);
-      return this.entry(ctx.nodeid, name, attr, epoch);
+      const attr = await this.d.meta.lookup(this.fsId, parent, name);
+      return this.entry(parent, name, attr, epoch);
     } catch (err) {
       if (toErrno(err) !== Errno.ENOENT) throw err;
       // A negative entry: the kernel remembers "no such name" until a create (ours or, through
       // the change feed, another client's) invalidates it.
-      this.coherence.noteDentry(ctx.nodeid, name);
-      this.cacheDentry(ctx.nodeid, name, 0, epoch);
+      this.coherence.noteDentry(parent, name);
+      this.cacheDentry(parent, name, 0, epoch);
       return negativeEntry(this.coherence.entryTimeout);
     }
   }
@@ -226,11 +231,15 @@ export class KurveFs implements RawFileSystem {
     this.inodes.forget(nodeid, nlookup);
   }
 
-  async getattr(ctx: RequestContext, _req: GetattrIn): Promise<AttrOut> {
+  getattr(ctx: RequestContext, _req: GetattrIn): Reply<AttrOut> {
     const cached = this.coherence.subscribed ? this.attrCache.get(ctx.nodeid) : undefined;
     if (cached) return this.attrOut(cached);
+    return this.getattrRemote(ctx.nodeid);
+  }
+
+  private async getattrRemote(ino: number): Promise<AttrOut> {
     const epoch = this.cacheEpoch;
-    const attr = await this.d.meta.getattr(this.fsId, ctx.nodeid);
+    const attr = await this.d.meta.getattr(this.fsId, ino);
     this.cacheAttr(attr, epoch);
     return this.attrOut(attr);
   }
