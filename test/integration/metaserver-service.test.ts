@@ -80,8 +80,15 @@ describe('metaserver gRPC service', () => {
   });
   it('subscribing to an unknown file system fails with ENOENT', async () => {
     const err = await new Promise<Error>((resolve) => {
-      const sub = t.client.subscribe(424242, 0, { event: () => undefined, error: (e) => resolve(e) });
-      setTimeout(() => sub.close(), 5000);
+      // Bounded: no error within 4 s fails the expectation below (and leaves no timer behind).
+      const timer = setTimeout(() => {
+        sub.close();
+        resolve(new Error('no error within 4 s'));
+      }, 4000);
+      const sub = t.client.subscribe(424242, 0, { event: () => undefined, error: (e) => {
+        clearTimeout(timer);
+        resolve(e);
+      } });
     });
     expect(err.message).toContain('file system 424242 does not exist');
   });
