@@ -60,12 +60,14 @@ export class EtcdSessionLeases implements SessionLeases {
     const res = await retryEtcd('mds-lease-ttl', this.store.policy, (ms) =>
       this.store.client.leaseClient.leaseTimeToLive({ ID: leaseId }, deadline(ms)),
     );
+    // Whole seconds, rounded down ("expires in under TTL+1 s"); -1 = expired or unknown. So 0 is
+    // a live lease with less than a second left, not an expired one.
     const ttl = Number(res.TTL);
-    if (!(ttl > 0)) {
+    if (!(ttl >= 0)) {
       this.leaseIds.delete(id);
       return undefined;
     }
-    return now + ttl * 1000;
+    return now + (ttl + 1) * 1000;
   }
 
   async end(id: string): Promise<void> {
@@ -111,7 +113,7 @@ export class EtcdSessionLeases implements SessionLeases {
     }
   }
 
-  /** One keepalive on its own stream: the remaining TTL in seconds (≤ 0 = the lease is gone). */
+  /** One keepalive on its own stream: the renewed TTL in seconds (0 = the lease is gone: a renewal answers the full TTL). */
   private async keepaliveOnce(leaseId: string, ms: number): Promise<number> {
     const stream = await this.store.client.leaseClient.leaseKeepAlive(deadline(ms));
     try {

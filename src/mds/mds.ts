@@ -78,7 +78,7 @@ export class Mds implements MdsService {
   private readonly servers = new Map<string, LiveServer>();
   private readonly leases?: SessionLeases;
   private stopWatch?: () => Promise<void>;
-  /** Rotates the server lists handed to successive mounts, so clients spread over servers. */
+  /** Rotates the metaserver list handed to successive mounts, so clients spread over metaservers. */
   private mounts = 0;
   private readonly sessions = new Map<string, LiveSession>();
   private sweepTimer?: NodeJS.Timeout;
@@ -132,7 +132,10 @@ export class Mds implements MdsService {
     }
     const records = (await this.store.list<SessionRecord>(Keys.sessionPrefix)).map((e) => e.value);
     const leases = this.leases;
-    const deadlines = leases ? await Promise.all(records.map((r) => leases.deadline(r.sessionId))) : records.map(() => now + this.leaseMs);
+    // A deadline etcd cannot tell us right now is assumed a full lease away; the sweep asks again.
+    const deadlines = leases
+      ? await Promise.all(records.map((r) => leases.deadline(r.sessionId).catch(() => now + this.leaseMs)))
+      : records.map(() => now + this.leaseMs);
     this.sessions.clear();
     records.forEach((r, i) => {
       const d = deadlines[i];
@@ -308,11 +311,12 @@ export class Mds implements MdsService {
     const live: LiveSession = { ...rec, expiresMs, expired: false };
     this.sessions.set(rec.sessionId, live);
     this.publish();
-    // Each mount gets the lists rotated one further: clients use the first entry, so successive
-    // mounts land on different metaservers and datastores.
-    const turn = this.mounts++;
-    const metaservers = rotate(this.healthy('metaserver'), turn);
-    const datastores = rotate(this.healthy('datastore'), turn);
+    // Each mount gets the metaservers rotated one further: clients use the first entry, so
+    // successive mounts land on different ones (metaservers over etcd share the namespace). The
+    // datastores keep one order for everyone: each holds only the chunks written to it, and a
+    // client that talks to one datastore must find the chunks other clients wrote there.
+    const metaservers = rotate(this.healthy('metaserver'), this.mounts++);
+    const datastores = this.listServersSync('datastore').filter((s) => s.healthy).map((s) => s.address);
     log.info({ sessionId: rec.sessionId, fs: fs.name, client, mountpoint, metaserver: metaservers[0], datastore: datastores[0] }, 'mounted');
     return { fs, session: this.info(live), metaservers, datastores, leaseMs: this.leaseMs };
   }

@@ -28,14 +28,17 @@ describeIf([whyNoCommand('etcd')], 'HA MDS on etcd (in-process replicas)', () =>
   let dir: string;
   let replicas: EtcdMdsServer[] = [];
   const cluster = `mds${process.pid}`;
+  const LEASE_MS = 2000;
+  /** Sessions the leaders released on the metaservers, with when. */
+  const released = new Map<string, number>();
+  const startReplica = (i: number) =>
+    startEtcdMds({
+      listen: '127.0.0.1:0', dataDir: path.join(dir, `mds${i}`), etcd: etcd.cluster.endpoints, cluster, electionTtlSec: 2, graceMs: 500, leaseMs: LEASE_MS,
+      hooks: { onFsCreated: async () => undefined, expireSession: async (id) => void released.set(id, Date.now()) },
+    });
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-etcd-mds-'));
-    for (let i = 0; i < 3; i++) {
-      replicas.push(await startEtcdMds({
-        listen: '127.0.0.1:0', dataDir: path.join(dir, `mds${i}`), etcd: etcd.cluster.endpoints, cluster, electionTtlSec: 2, graceMs: 500,
-        hooks: { onFsCreated: async () => undefined, expireSession: async () => undefined },
-      }));
-    }
+    for (let i = 0; i < 3; i++) replicas.push(await startReplica(i));
   });
   afterAll(async () => {
     await Promise.all(replicas.map((r) => r.close()));
@@ -105,6 +108,50 @@ describeIf([whyNoCommand('etcd')], 'HA MDS on etcd (in-process replicas)', () =>
       expect((await fresh.list('fs/')).map((e) => e.key)).toEqual(['fs/a', 'fs/b']);
       expect(await fresh.txn([], [{ type: 'delete', key: 'fs/a' }])).toBe(true);
       expect(await fresh.get('fs/a')).toBeUndefined();
+    } finally {
+      client.close();
+    }
+  });
+
+  it('sessions are etcd leases: any replica renews, a new leader keeps the deadline, expiry releases one lease after the last keepalive', async () => {
+    replicas.push(await startReplica(3)); // a fresh candidate (earlier tests resigned some)
+    await until('one leader', () => leaders().length === 1, 5000);
+    const leader = leaders()[0];
+    const follower = replicas.find((r) => r !== leader)!;
+    const client = new MdsClient(replicas.map((r) => r.address), { budgetMs: 10_000 });
+    try {
+      const m = await client.mount('ha', 'lease-client', '/mnt/l');
+      const sid = m.session.sessionId;
+      expect(m.session.expiresMs).toBeGreaterThan(Date.now() + LEASE_MS - 1000);
+      // A follower renews the etcd lease itself (no leader needed for that).
+      expect(follower.election.isLeader()).toBe(false);
+      const renewed = await follower.mds.keepalive(sid);
+      expect(renewed).toMatchObject({ sessionId: sid, client: 'lease-client', mountpoint: '/mnt/l' });
+      const last = Date.now();
+      expect(renewed.expiresMs).toBeGreaterThan(last + LEASE_MS - 1000);
+      // The client falls silent; 1.2 s later the leader hands over.
+      await sleep(1200);
+      await leader.close();
+      replicas = replicas.filter((r) => r !== leader);
+      await until('a new leader', () => leaders().length === 1, 3000);
+      // The new leader read the deadline from etcd: a fresh lease would end after last + 3.2 s.
+      const listed = (await client.listSessions()).find((x) => x.sessionId === sid);
+      if (listed) expect(listed.expiresMs).toBeLessThanOrEqual(last + LEASE_MS + 1000);
+      await until('the session to be released', () => released.has(sid), 5000);
+      const after = released.get(sid)! - last;
+      process.stderr.write(`etcd-mds: silent session released ${after} ms after its last keepalive (lease ${LEASE_MS} ms, handover at 1200 ms)\n`);
+      expect(after).toBeGreaterThan(LEASE_MS - 200);
+      expect(after).toBeLessThan(1200 + LEASE_MS);
+      expect((await client.listSessions()).map((x) => x.sessionId)).not.toContain(sid);
+      await expect(client.keepalive(sid)).rejects.toThrow(/unknown or expired; mount again/);
+      const raw = createEtcdClient({ endpoints: etcd.cluster.endpoints });
+      try {
+        const store = new EtcdMdsStore({ client: raw, cluster });
+        expect(await store.get(Keys.session(sid))).toBeUndefined();
+        expect(await store.get(Keys.sessionLease(sid))).toBeUndefined();
+      } finally {
+        raw.close();
+      }
     } finally {
       client.close();
     }

@@ -18,6 +18,7 @@ import { createEtcdClient } from '../../src/common/etcd-client';
 import { errnoName, toErrno } from '../../src/common/errno';
 
 const TTL_SEC = 2;
+const SESSION_LEASE_MS = 3000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A metadata workload through the mount and the MDS, counting every failure with its reason. */
@@ -83,7 +84,7 @@ describeIf([whyNoCommand('etcd'), whyNoFuse()], 'HA cluster (dev cluster, real p
     for (let attempt = 1; ; attempt++) {
       try {
         cluster = await startDevCluster({
-          basePort: await freePortBase(60), electionTtlSec: TTL_SEC, sessionLeaseMs: 3000, heartbeatMs: 500, cli: CLI,
+          basePort: await freePortBase(60), electionTtlSec: TTL_SEC, sessionLeaseMs: SESSION_LEASE_MS, heartbeatMs: 500, cli: CLI,
         });
         break;
       } catch (err) {
@@ -144,22 +145,15 @@ out(seen)`) as number;
   }
 
   it('two clients mounted through different metaservers see create, write, rename and unlink within 200 ms (1 h kernel timeouts)', async () => {
-    const ms = cluster.list('metaserver');
-    // Mount B while metaserver 0 is frozen (the MDS then offers only metaserver 1), mount C once it
-    // is back (the MDS offers metaserver 0 first): the two clients talk to different metaservers.
-    ms[0].proc!.kill('SIGSTOP');
-    let b: Daemon;
-    try {
-      await waitMetaserverHealth(ms[0].address, false);
-      b = await kurveMount({ rpcAddress: cluster.mdsList } as Daemon);
-    } finally {
-      ms[0].proc!.kill('SIGCONT');
-    }
-    await waitMetaserverHealth(ms[0].address, true);
+    const ms = cluster.list('metaserver').map((m) => m.address);
+    await Promise.all(ms.map((a) => waitMetaserverHealth(a, true)));
+    // The MDS rotates the healthy metaservers per mount: two successive mounts land on different ones.
+    const b = await kurveMount({ rpcAddress: cluster.mdsList } as Daemon);
     const c = await kurveMount({ rpcAddress: cluster.mdsList } as Daemon);
     try {
-      expect(metaserverOf(b)).toBe(ms[1].address);
-      expect(metaserverOf(c)).toBe(ms[0].address);
+      expect(ms).toContain(metaserverOf(b));
+      expect(ms).toContain(metaserverOf(c));
+      expect(metaserverOf(b)).not.toBe(metaserverOf(c));
       const J = (p: string) => JSON.stringify(p);
       const inB = (n: string) => path.join(b.mountpoint, n);
       const inC = (n: string) => path.join(c.mountpoint, n);
@@ -210,6 +204,68 @@ out(seen)`) as number;
     expect(st.leader.pid).not.toBe(old.pid);
     expect(st.mds.filter((m) => m.role === 'unreachable')).toHaveLength(1);
     await restartDeadMds();
+  }, 60_000);
+
+  it('a session is an etcd lease: after kill -9 of the leader a silent client expires one lease after its last keepalive, not after the failover', async () => {
+    const old = await waitLeader(cluster, undefined, 10_000);
+    const idx = cluster.addresses('mds').indexOf(old.addr);
+    const client = new MdsClient(cluster.addresses('mds'), { budgetMs: 10_000 });
+    const info = await client.mount('default', 'silent-client', '/mnt/silent');
+    const sid = info.session.sessionId;
+    const meta = new MetaClient(info.metaservers[0], { deadlineMs: 5000 });
+    const data = new DataClient(info.datastores[0]);
+    try {
+      // An open-but-unlinked file held by the session.
+      const fsId = info.fs.fsId;
+      const C = { uid: 0, gid: 0, sessionId: sid };
+      const name = Buffer.from(`silent-${Date.now()}`);
+      const f = await meta.mknod(fsId, 1, name, 0o100644, 0, C);
+      const version = await meta.allocChunkVersions(fsId, 1);
+      const key = { fsId, ino: f.ino, index: 0, version };
+      await data.put(key, Buffer.alloc(4096, 3));
+      await meta.commitData(fsId, f.ino, { chunks: [{ index: 0, version, length: 4096 }], size: 4096, touch: true });
+      await meta.openInode(fsId, f.ino, sid);
+      expect((await meta.unlink(fsId, 1, name, C)).orphaned).toBe(true);
+
+      // The last keepalive, then the leader dies and the client falls silent.
+      await client.keepalive(sid);
+      const last = Date.now();
+      client.close();
+      await cluster.kill('mds', idx, 'SIGKILL');
+      await waitLeader(cluster, old.addr, 4 * TTL_SEC * 1000);
+      const electedAfter = Date.now() - last;
+      // The new leader knows the deadline from etcd (if the session is still alive): no fresh lease.
+      const listed = (await mds.listSessions()).find((x) => x.sessionId === sid);
+      if (listed) expect(listed.expiresMs).toBeLessThanOrEqual(last + SESSION_LEASE_MS + 1000);
+
+      const attrState = () => meta.getattr(fsId, f.ino).then(() => 'OK', (err: unknown) => errnoName(toErrno(err)));
+      let goneAfter = -1;
+      while (Date.now() - last < 20_000) {
+        if ((await attrState()) === 'ENOENT') {
+          goneAfter = Date.now() - last;
+          break;
+        }
+        await sleep(50);
+      }
+      process.stderr.write(
+        `ha: silent session's orphan released ${goneAfter} ms after its last keepalive (lease ${SESSION_LEASE_MS} ms; new leader seen after ${electedAfter} ms)\n`,
+      );
+      expect(goneAfter).toBeGreaterThan(SESSION_LEASE_MS - 500);
+      // A fresh lease from the new leader could not expire before electedAfter + lease.
+      expect(goneAfter).toBeLessThan(electedAfter + SESSION_LEASE_MS);
+      const t0 = Date.now();
+      let chunk = 'OK';
+      while (chunk !== 'ENOENT' && Date.now() - t0 < 15_000) {
+        chunk = await data.get(key).then(() => 'OK', (err: unknown) => errnoName(toErrno(err)));
+        if (chunk !== 'ENOENT') await sleep(200);
+      }
+      expect(chunk).toBe('ENOENT');
+    } finally {
+      client.close();
+      meta.close();
+      data.close();
+      await restartDeadMds();
+    }
   }, 60_000);
 
   it('SIGTERM of the leader hands over in < 1 s', async () => {
