@@ -24,7 +24,14 @@ export interface RemoteMountOptions {
   readonly token?: string;
   /** /metrics address ('' or undefined = none). */
   readonly metrics?: string;
+  /**
+   * How long an MDS call (mount, session keepalive) keeps retrying through an MDS failover before
+   * it fails (default 30 s): a leader election takes about one to two lease TTLs.
+   */
+  readonly mdsTimeoutMs?: number;
 }
+
+export const DEFAULT_MDS_TIMEOUT_MS = 30_000;
 
 export interface RemoteMount {
   readonly mount: KurveMount;
@@ -37,7 +44,7 @@ export interface RemoteMount {
 export async function mountRemote(o: RemoteMountOptions): Promise<RemoteMount> {
   collectProcessMetrics();
   const mountpoint = path.resolve(o.mountpoint);
-  const mds = new MdsClient(o.mds, { token: o.token });
+  const mds = new MdsClient(o.mds, { token: o.token, budgetMs: o.mdsTimeoutMs ?? DEFAULT_MDS_TIMEOUT_MS });
   let info: MountInfo;
   try {
     info = await mds.mount(o.fsName, `${os.hostname()}:${process.pid}`, mountpoint);

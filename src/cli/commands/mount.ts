@@ -16,6 +16,7 @@ interface MountFlags {
   bpf?: boolean;
   requireBpf?: boolean;
   config?: string;
+  mdsTimeout?: string;
 }
 
 export function register(program: Command): void {
@@ -29,6 +30,7 @@ export function register(program: Command): void {
     .option('--cache-size <size>', 'local chunk cache limit, e.g. 10GiB (default 10GiB)')
     .option('--metrics <addr>', 'serve Prometheus /metrics on HOST:PORT (default: none)')
     .option('--token <token>', 'shared token the services require (also $KURVE_TOKEN)')
+    .option('--mds-timeout <duration>', 'how long MDS calls (mount, session keepalive) wait through an MDS failover before failing (also $KURVE_MDS_TIMEOUT; default 30s)')
     .option('--entry-timeout <duration>', 'kernel dentry cache timeout while subscribed to changes (default 1h)')
     .option('--attr-timeout <duration>', 'kernel attribute cache timeout while subscribed to changes (default 1h)')
     .option('--allow-other', 'let other users access the mount (allow_other)')
@@ -46,6 +48,7 @@ Examples:
       const { resolveMountOptions } = await import('../../fuse/client-options');
       const { mountRemote } = await import('../../fuse/remote');
       const { runUntilSignal } = await import('./up');
+      const { parseDuration } = await import('../../common/config');
       const mds = flags.mds ?? process.env.KURVE_MDS;
       if (!mds) throw new Error('--mds is required (or set KURVE_MDS), e.g. --mds 127.0.0.1:6700');
       const options = resolveMountOptions({
@@ -57,6 +60,7 @@ Examples:
       });
       const m = await mountRemote({
         mds, fsName: flags.fs, mountpoint, options, token: flags.token ?? process.env.KURVE_TOKEN, metrics: flags.metrics,
+        mdsTimeoutMs: parseDuration(flags.mdsTimeout ?? process.env.KURVE_MDS_TIMEOUT ?? '30s', 's'),
       });
       process.stderr.write(`kurve: "${m.info.fs.name}" mounted on ${m.mount.mountpoint} (mds ${mds}${m.metricsAddress ? `, metrics ${m.metricsAddress}` : ''}); Ctrl-C to stop\n`);
       await runUntilSignal(m);
