@@ -35,6 +35,20 @@ export function fsError(name: ErrnoName, message?: string): FsError {
   return new FsError(Errno[name], message);
 }
 
+/**
+ * An FsError without a stack trace, for expected outcomes on hot paths (a lookup of a name that
+ * does not exist yet precedes every create): capturing the stack is most of an Error's cost.
+ */
+export function expectedFsError(name: ErrnoName, message?: string): FsError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new FsError(Errno[name], message);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 /** errno for anything thrown: FsError keeps its own, gRPC status maps once, the rest is EIO. */
 export function toErrno(err: unknown): number {
   if (err instanceof FsError) return err.errno;

@@ -122,9 +122,11 @@ export class Coherence {
         this.invalEntry(e.parent, e.name);
         return;
       case 'attr':
-        // Not filtered: the kernel drops a parent's attributes after our own create/unlink anyway,
-        // so an echoed attribute invalidation costs nothing it would not pay.
         this.hooks.onAttr?.(e.ino);
+        // Our own entry changes touch the parent (mtime, ctime, nlink); the kernel drops a parent's
+        // attributes itself when such a reply arrives (fuse_dir_changed), so the echo is skipped:
+        // a notification is a write(2) to /dev/fuse per create.
+        if (this.consumeOwn(`a${e.ino}`)) return;
         this.invalInode(e.ino, -1, 0, 'attr');
         return;
       case 'data':
@@ -173,6 +175,15 @@ export class Coherence {
    */
   expectEntry(parent: number, name: Buffer): () => void {
     const key = `e${parent}/${name.toString('latin1')}`;
+    this.expect(key);
+    return () => this.consumeOwn(key);
+  }
+  /**
+   * Our entry change in `dir` will touch its attributes (one attr event) and the kernel knows it
+   * (it invalidates the parent's attributes on the reply). Same contract as expectEntry.
+   */
+  expectDirAttr(dir: number): () => void {
+    const key = `a${dir}`;
     this.expect(key);
     return () => this.consumeOwn(key);
   }

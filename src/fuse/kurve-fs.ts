@@ -185,6 +185,9 @@ export class KurveFs implements RawFileSystem {
   /** Runs a namespace change of ours, telling the coherence layer to skip its echo. */
   async own<T>(names: ReadonlyArray<readonly [number, Buffer]>, op: () => Promise<T>): Promise<T> {
     const cancels = names.map(([parent, name]) => this.coherence.expectEntry(parent, name));
+    // One name = one entry added or removed in one directory: surely one attr event on it. (A
+    // rename may touch one directory once or twice; its echoes are left alone.)
+    if (names.length === 1) cancels.push(this.coherence.expectDirAttr(names[0][0]));
     try {
       const r = await op();
       for (const [parent, name] of names) {

@@ -1,7 +1,7 @@
 // Namespace: the metaserver's MetaService over any KvEngine. Read ops are served straight from
 // the engine; mutating ops live in ns-*.ts and orphans.ts as retried transactions (core.ts).
 import type { DataService } from '../datastore/api';
-import { fsError } from '../common/errno';
+import { expectedFsError, fsError } from '../common/errno';
 import { gauge } from '../common/metrics';
 import {
   Attr, Caller, CommitDataRequest, CreateFsOptions, MetaAdmin, DataMap, DirEntry, Ino, MetaService, NAME_MAX, ReadDirResult,
@@ -147,7 +147,7 @@ export class Namespace implements MetaService, MetaAdmin {
         const p = await this.engine.get(inodeKey(fsId, parent));
         if (!p) throw fsError('ENOENT', `parent directory ${parent} does not exist`);
         if (!isDir(decodeInode(parent, p.value).mode)) throw fsError('ENOTDIR', `parent ${parent} is not a directory`);
-        throw fsError('ENOENT', `'${name.toString()}' does not exist in directory ${parent}`);
+        throw expectedFsError('ENOENT', `'${name.toString()}' does not exist in directory ${parent}`);
       }
       return this.attrOf(fsId, decodeDentry(d.value).ino);
     });
