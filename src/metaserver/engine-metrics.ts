@@ -18,12 +18,27 @@ export const engineDuration = histogram({
 /** The same engine, counted and timed. txn() still calls the engine's txn() synchronously. */
 export function meteredEngine(engine: KvEngine): KvEngine {
   const kind = engine.kind;
+  // Labelled children made once per (op, result): labels() hashes its arguments on every call,
+  // and a create does several gets.
+  const children = new Map<string, { inc(): void }>();
+  const durations = new Map<string, { observe(v: number): void }>();
+  const opsChild = (op: string, result: string): { inc(): void } => {
+    const k = `${op}/${result}`;
+    let c = children.get(k);
+    if (!c) children.set(k, (c = engineOps.labels(kind, op, result)));
+    return c;
+  };
+  const durationChild = (op: string): { observe(v: number): void } => {
+    let c = durations.get(op);
+    if (!c) durations.set(op, (c = engineDuration.labels(kind, op)));
+    return c;
+  };
   const timed = <T>(op: string, p: Promise<T>, result: (v: T) => string = () => 'ok'): Promise<T> => {
-    const start = process.hrtime.bigint();
+    const start = performance.now();
     return p.then(
       (v) => {
-        engineOps.labels(kind, op, result(v)).inc();
-        engineDuration.labels(kind, op).observe(Number(process.hrtime.bigint() - start) / 1e9);
+        opsChild(op, result(v)).inc();
+        durationChild(op).observe((performance.now() - start) / 1000);
         return v;
       },
       (err: unknown) => {
