@@ -88,16 +88,26 @@ export class FileOps {
       attr = await this.meta.lookup(this.kfs.fsId, parent, req.name);
       if ((attr.mode & S_IFMT) !== S_IFREG) throw new FsError(Errno.EISDIR, 'create over a non-regular file');
     }
-    const st = this.data.ensure(attr.ino);
-    if (fresh && st.handles === 0 && st.present.size === 0 && st.dirty.size === 0) {
-      // We just made it: its chunk map is empty, no need to ask.
-      st.applyMap({ ino: attr.ino, size: 0, dataVersion: attr.dataVersion, chunkSize: st.chunkSize, chunks: [] });
+    try {
+      const st = this.data.ensure(attr.ino);
+      if (fresh && st.handles === 0 && st.present.size === 0 && st.dirty.size === 0) {
+        // We just made it: its chunk map is empty, no need to ask.
+        st.applyMap({ ino: attr.ino, size: 0, dataVersion: attr.dataVersion, chunkSize: st.chunkSize, chunks: [] });
+      }
+      await this.data.revalidate(st, attr);
+      if ((req.flags & O_TRUNC) && st.size > 0) attr = await this.data.truncate(st, 0);
+      const open = await this.openHandle(st, req.flags);
+      // entry() takes the lookup count only once the open succeeded: a failed create hands out nothing.
+      return { entry: this.kfs.entry(parent, req.name, attr), open };
+    } catch (err) {
+      // The name exists but the kernel gets an error, so it keeps its view of the directory: the
+      // echoes of our create were skipped (own()), so invalidate the name and parent ourselves.
+      if (fresh) {
+        this.kfs.coherence.invalEntry(parent, req.name);
+        this.kfs.coherence.invalInode(parent, -1, 0, 'attr');
+      }
+      throw err;
     }
-    await this.data.revalidate(st, attr);
-    if ((req.flags & O_TRUNC) && st.size > 0) attr = await this.data.truncate(st, 0);
-    const open = await this.openHandle(st, req.flags);
-    // entry() takes the lookup count only once the open succeeded: a failed create hands out nothing.
-    return { entry: this.kfs.entry(parent, req.name, attr), open };
   }
 
   private async openHandle(st: InodeData, flags: number): Promise<OpenOut> {
@@ -167,9 +177,11 @@ export class FileOps {
     return { size: n };
   }
 
-  async flush(fh: number): Promise<void> {
+  /** Nothing to upload (every close of a never-written file): answered without a promise. */
+  flush(fh: number): Promise<void> | undefined {
     const h = this.handles.need(fh);
-    if (h.writable && this.data.isDirty(h.st)) await this.data.flush(h.st);
+    if (h.writable && this.data.isDirty(h.st)) return this.data.flush(h.st).then(() => undefined);
+    return undefined;
   }
 
   async fsync(fh: number): Promise<void> {
@@ -178,9 +190,17 @@ export class FileOps {
     await this.kfs.durable();
   }
 
-  async release(fh: number): Promise<void> {
+  /** A release with nothing to upload (a never-written file, a reader) runs without a promise. */
+  release(fh: number): Promise<void> | undefined {
     const h = this.handles.get(fh);
-    if (!h) return;
+    if (!h) return undefined;
+    if (this.data.isDirty(h.st)) return this.releaseUploading(fh, h);
+    this.dropHandle(fh, h);
+    if (h.st.handles === 0) this.lastClosed(h.st);
+    return undefined;
+  }
+
+  private async releaseUploading(fh: number, h: FileHandle): Promise<void> {
     const st = h.st;
     try {
       // Upload before the handle count drops: a writable passthrough handle is how we know to look.
@@ -188,35 +208,45 @@ export class FileOps {
     } catch (err) {
       log.error({ ino: h.ino, err: String(err) }, 'upload at close failed: data stays local and dirty');
     } finally {
-      this.handles.release(fh);
-      openHandles.dec();
-      if (h.passthrough) {
-        st.ptHandles--;
-        if (h.writable) st.writablePtHandles--;
-        if (st.ptHandles === 0 && st.backingId !== undefined) {
-          this.kfs.connection?.backing.close(st.backingId);
-          st.backingId = undefined;
-          st.ptSnapshot = undefined;
-          if (st.staleWhilePinned) {
-            st.staleWhilePinned = false;
-            st.mapStale = true;
-          }
-        }
-      } else {
-        st.daemonHandles--;
-      }
+      this.dropHandle(fh, h);
     }
     if (st.handles === 0) {
       if (this.data.isDirty(st)) {
         await this.data.flush(st).catch((err: unknown) => log.error({ ino: h.ino, err: String(err) }, 'upload at last close failed'));
       }
-      if (this.unprotected.delete(st)) {
-        clearTimeout(st.sessionTimer);
-        st.sessionTimer = undefined;
-      } else if (st.sessionOpen && this.sessionId) {
-        st.sessionOpen = false;
-        this.sessionCall(st, (sid) => this.meta.releaseInode(this.kfs.fsId, st.ino, sid));
+      this.lastClosed(st);
+    }
+  }
+
+  private dropHandle(fh: number, h: FileHandle): void {
+    const st = h.st;
+    this.handles.release(fh);
+    openHandles.dec();
+    if (h.passthrough) {
+      st.ptHandles--;
+      if (h.writable) st.writablePtHandles--;
+      if (st.ptHandles === 0 && st.backingId !== undefined) {
+        this.kfs.connection?.backing.close(st.backingId);
+        st.backingId = undefined;
+        st.ptSnapshot = undefined;
+        if (st.staleWhilePinned) {
+          st.staleWhilePinned = false;
+          st.mapStale = true;
+        }
       }
+    } else {
+      st.daemonHandles--;
+    }
+  }
+
+  /** The last handle of an inode went away: end its orphan protection. */
+  private lastClosed(st: InodeData): void {
+    if (this.unprotected.delete(st)) {
+      clearTimeout(st.sessionTimer);
+      st.sessionTimer = undefined;
+    } else if (st.sessionOpen && this.sessionId) {
+      st.sessionOpen = false;
+      this.sessionCall(st, (sid) => this.meta.releaseInode(this.kfs.fsId, st.ino, sid));
     }
   }
 

@@ -434,13 +434,13 @@ export class KurveFs implements RawFileSystem {
   write(_ctx: RequestContext, req: WriteIn): Promise<WriteOut> {
     return this.files.write(req);
   }
-  flush(_ctx: RequestContext, req: FlushIn): Promise<void> {
+  flush(_ctx: RequestContext, req: FlushIn): Promise<void> | undefined {
     return this.files.flush(req.fh);
   }
   fsync(_ctx: RequestContext, req: FsyncIn): Promise<void> {
     return this.files.fsync(req.fh);
   }
-  release(_ctx: RequestContext, req: ReleaseIn): Promise<void> {
+  release(_ctx: RequestContext, req: ReleaseIn): Promise<void> | undefined {
     return this.files.release(req.fh);
   }
   fallocate(ctx: RequestContext, req: FallocateIn): Promise<void> {
