@@ -1,4 +1,4 @@
-// FuseTracer: loads bpf/fuse_trace.bpf.o, attaches it to the fuse request tracepoints, filters on
+// FuseTracer: loads bpf/fuse_trace.bpf.o, attaches it to the fuse request tracepoints (BTF-typed), filters on
 // the connections of Kurve mounts, and exports per-opcode kernel-side counts and latencies.
 import * as fs from 'node:fs';
 import type { Registry } from 'prom-client';
@@ -169,7 +169,7 @@ export class FuseTracer {
       }));
   }
 
-  /** Removes this handle's connections; the last handle detaches and unloads (~65 ms per tracepoint link). */
+  /** Removes this handle's connections; the last handle detaches and unloads the programs. */
   close(): void {
     if (this.closed) return;
     for (const c of [...this.tracked]) this.removeConnection(c);

@@ -57,10 +57,11 @@ describeIf([whyNoBpf(), whyNoCommand('clang')], 'eBPF loader (real kernel)', () 
   it('reads object specs from the ELF', () => {
     const fuse = ObjectSpec.fromFile(bpfObjectPath('fuse_trace'));
     expect(fuse.programs.map((p) => [p.name, p.section])).toEqual([
-      ['fuse_request_send', 'tracepoint/fuse/fuse_request_send'],
-      ['fuse_request_end', 'tracepoint/fuse/fuse_request_end'],
+      ['fuse_request_send', 'tp_btf/fuse_request_send'],
+      ['fuse_request_end', 'tp_btf/fuse_request_end'],
     ]);
-    expect(fuse.map('inflight')).toMatchObject({ type: 9, keySize: 16, valueSize: 16, maxEntries: 16384, internal: false });
+    // In-flight requests: an array slot per request id (struct inflight_slot: u64, u64, u32, u32).
+    expect(fuse.map('inflight')).toMatchObject({ type: 2, keySize: 4, valueSize: 24, maxEntries: 65536, internal: false });
     expect(fuse.map('stats')).toMatchObject({ type: 5, keySize: 8, valueSize: 352 });
     const tcp = ObjectSpec.fromFile(bpfObjectPath('tcp_tune'));
     expect(tcp.programs.map((p) => p.name).sort()).toEqual(['tcp_retransmit', 'tcp_tune']);
