@@ -83,3 +83,18 @@ export const slowOps = counter({
   help: 'Operations slower than the slow-operation threshold',
   labelNames: ['op'] as const,
 });
+
+type Inc = { inc(n?: number): void };
+/** One child per label value, made once: labels() (and inc({...})) hash their labels on every call. */
+function perLabel(c: { labels(...values: string[]): Inc }): (value: string) => Inc {
+  const children = new Map<string, Inc>();
+  return (value) => {
+    let ch = children.get(value);
+    if (!ch) children.set(value, (ch = c.labels(value)));
+    return ch;
+  };
+}
+/** Per-create hot paths: opens by mode, change events and invalidations by kind. */
+export const opensBy = perLabel(opens);
+export const invalidationsBy = perLabel(invalidations);
+export const changeEventsBy = perLabel(changeEvents);

@@ -6,7 +6,7 @@
 import { moduleLogger } from '../common/logger';
 import type { ChangeEvent, MetaService, Subscription } from '../metaserver/api';
 import type { Notifier } from './protocol/raw-fs';
-import { changeEvents, feedConnected, invalidations } from './client-metrics';
+import { changeEventsBy, feedConnected, invalidationsBy } from './client-metrics';
 
 const log = moduleLogger('coherence');
 
@@ -114,7 +114,7 @@ export class Coherence {
 
   private onEvent(e: ChangeEvent): void {
     if (e.seq > this.lastSeq) this.lastSeq = e.seq;
-    changeEvents.inc({ kind: e.kind });
+    changeEventsBy(e.kind).inc();
     switch (e.kind) {
       case 'entry':
         this.hooks.onEntry?.(e.parent, e.name);
@@ -231,7 +231,7 @@ export class Coherence {
 
   private send(p: Promise<number> | undefined, kind: string): void {
     if (!p) return;
-    invalidations.inc({ kind });
+    invalidationsBy(kind).inc();
     p.then(
       (rc) => {
         if (rc < 0 && rc !== -2) log.debug({ rc, kind }, 'notification refused by the kernel');

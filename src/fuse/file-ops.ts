@@ -21,7 +21,7 @@ import {
 import { HandleTable } from './vfs/handle-table';
 import { S_IFMT, S_IFREG } from './attrs';
 import type { ClientOptions } from './client-options';
-import { openHandles, opens, passthroughOpens, readBytes, writtenBytes } from './client-metrics';
+import { openHandles, opensBy, passthroughOpens, readBytes, writtenBytes } from './client-metrics';
 import type { FileData } from './file-data';
 import type { InodeData } from './inode-data';
 import type { KurveFs } from './kurve-fs';
@@ -149,12 +149,12 @@ export class FileOps {
       if (writable) st.writablePtHandles++;
       openFlags |= FOPEN_PASSTHROUGH;
       passthroughOpens.inc();
-      opens.inc({ mode: 'passthrough' });
+      opensBy('passthrough').inc();
     } else {
       st.daemonHandles++;
       if (flags & O_DIRECT) openFlags |= FOPEN_DIRECT_IO;
       else if (st.lastOpenVersion === st.dataVersion) openFlags |= FOPEN_KEEP_CACHE;
-      opens.inc({ mode: 'daemon' });
+      opensBy('daemon').inc();
     }
     st.lastOpenVersion = st.dataVersion;
     const fh = this.handles.add({ ino: st.ino, st, writable, passthrough, lastEnd: -1 });
