@@ -13,11 +13,8 @@
 #define HIST_BUCKETS 40 /* 2^40 ns ~ 18 min: anything slower lands in the last bucket */
 #define OP_FORGET 2
 #define OP_BATCH_FORGET 42
-
-struct op_key {
-	__u32 connection; /* the mount's dev_t in kernel encoding (MAJOR << 20 | MINOR) */
-	__u32 opcode;
-};
+#define MAX_CONNECTIONS 16
+#define MAX_OPCODES 64 /* FUSE opcodes are < 64 (CUSE_INIT 4096 is not a file system request) */
 
 struct op_stats {
 	__u64 count;     /* requests sent to the daemon */
@@ -39,16 +36,16 @@ struct inflight_slot {
 	__u64 unique;
 	__u64 start_ns;
 	__u32 connection;
-	__u32 opcode;
+	__u32 stats_index; /* the request's entry in stats */
 };
 
-/* Filled by the loader with the connections of Kurve mounts; other FUSE mounts share the host.
- * 16 mounts per process x ~53 opcodes fits the 1024 stats entries below (preallocated per CPU). */
+/* Filled by the loader with the connections of Kurve mounts (dev_t in kernel encoding, MAJOR << 20
+ * | MINOR) -> the connection's row in stats (0..MAX_CONNECTIONS-1); other FUSE mounts share the host. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16);
+	__uint(max_entries, MAX_CONNECTIONS);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, __u32);
 } connections SEC(".maps");
 
 /* Shared by all CPUs (a request may end on another CPU than it was sent from); array lookups are
@@ -60,24 +57,14 @@ struct {
 	__type(value, struct inflight_slot);
 } inflight SEC(".maps");
 
+/* stats[row * MAX_OPCODES + opcode], per CPU: an array lookup is inlined (no hashing, no insert on a
+ * connection's first use of an opcode); the loader zeroes a row when it hands it to a connection. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct op_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_CONNECTIONS * MAX_OPCODES);
+	__type(key, __u32);
 	__type(value, struct op_stats);
 } stats SEC(".maps");
-
-static const struct op_stats zero_stats;
-
-static __always_inline struct op_stats *stats_for(struct op_key *key)
-{
-	struct op_stats *s = bpf_map_lookup_elem(&stats, key);
-
-	if (s)
-		return s;
-	bpf_map_update_elem(&stats, key, &zero_stats, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&stats, key);
-}
 
 static __always_inline __u32 slot_of(__u32 conn, __u64 unique)
 {
@@ -88,18 +75,21 @@ SEC("tp_btf/fuse_request_send")
 int BPF_PROG(fuse_request_send, const struct fuse_req *req)
 {
 	__u32 conn = req->fm->fc->dev;
-	struct op_key key = { .connection = conn };
+	__u32 *row = bpf_map_lookup_elem(&connections, &conn);
 	struct inflight_slot *slot;
 	struct op_stats *s;
-	__u32 idx;
+	__u32 opcode, sidx, idx;
 
-	if (!bpf_map_lookup_elem(&connections, &conn))
+	if (!row)
 		return 0;
-	key.opcode = req->in.h.opcode;
-	s = stats_for(&key);
+	opcode = req->in.h.opcode;
+	if (opcode >= MAX_OPCODES || *row >= MAX_CONNECTIONS)
+		return 0;
+	sidx = *row * MAX_OPCODES + opcode;
+	s = bpf_map_lookup_elem(&stats, &sidx);
 	if (s)
 		s->count++; /* per-CPU value: no atomics needed */
-	if (key.opcode == OP_FORGET || key.opcode == OP_BATCH_FORGET)
+	if (opcode == OP_FORGET || opcode == OP_BATCH_FORGET)
 		return 0; /* no reply will come */
 
 	__u64 unique = req->in.h.unique;
@@ -110,7 +100,7 @@ int BPF_PROG(fuse_request_send, const struct fuse_req *req)
 		return 0;
 	slot->start_ns = bpf_ktime_get_ns();
 	slot->connection = conn;
-	slot->opcode = key.opcode;
+	slot->stats_index = sidx;
 	slot->unique = unique;
 	return 0;
 }
@@ -122,7 +112,6 @@ int BPF_PROG(fuse_request_end, const struct fuse_req *req)
 	__u32 conn = req->fm->fc->dev;
 	__u32 idx = slot_of(conn, unique);
 	struct inflight_slot *slot = bpf_map_lookup_elem(&inflight, &idx);
-	struct op_key key;
 	struct op_stats *s;
 	__u64 delta;
 	__u32 b;
@@ -130,11 +119,10 @@ int BPF_PROG(fuse_request_end, const struct fuse_req *req)
 	if (!slot || slot->unique != unique || slot->connection != conn || !slot->start_ns)
 		return 0; /* not ours, or sent before we attached */
 	delta = bpf_ktime_get_ns() - slot->start_ns;
-	key.connection = conn;
-	key.opcode = slot->opcode;
+	idx = slot->stats_index;
 	slot->start_ns = 0; /* ended: a late duplicate end must not count twice */
 
-	s = stats_for(&key);
+	s = bpf_map_lookup_elem(&stats, &idx);
 	if (!s)
 		return 0;
 	s->completed++;

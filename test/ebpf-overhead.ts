@@ -4,7 +4,10 @@
 // (FuseTracer.open + addConnection) and detached (close). Reports medians and the median of the
 // per-pair ratios, so slow drifts of the machine cancel out (separate processes/data dirs do not).
 //   (from the repo root) npx tsc -p tsconfig.json --outDir /tmp/kurve-ovh; KURVE_BPF_OBJ_DIR=bpf sudo -E node /tmp/kurve-ovh/test/ebpf-overhead.js \
-//     [--rounds 12] [--seconds 1] [--object path/to/other.bpf.o ...]
+//     [--rounds 12] [--seconds 1] [--client-cpu N] [--object path/to/other.bpf.o ...]
+// Scheduling dominates the noise on a 2-core machine (client and daemon on one CPU or on two give
+// round trip rates 2x apart): pin the daemon with `taskset -c 1 node …` and the load with
+// --client-cpu (the same CPU or another) to get one mode at a time.
 // Each --object adds a variant (a separate tracer object) measured in the same alternation.
 import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -72,10 +75,13 @@ async function main(): Promise<void> {
     await fsp.writeFile(m.p('data'), Buffer.alloc(size, 7));
     const conn = m.session.connectionId;
 
+    const clientCpu = arg('--client-cpu', '');
+    const runLoad = (file: string, args: string[]) =>
+      clientCpu ? run('taskset', ['-c', clientCpu, file, ...args], { timeout: 30_000 }) : run(file, args, { timeout: 30_000 });
     type Load = 'getattr' | 'read';
     const loads: Record<Load, () => Promise<number>> = {
-      getattr: async () => Number((await run(path.join(work, 'stat-loop'), [m.p('data'), String(seconds)], { timeout: 30_000 })).stdout) / seconds,
-      read: async () => Number((await run(path.join(work, 'reader'), [m.p('data'), String(size), String(seconds)], { timeout: 30_000 })).stdout) / seconds / 1e9,
+      getattr: async () => Number((await runLoad(path.join(work, 'stat-loop'), [m.p('data'), String(seconds)])).stdout) / seconds,
+      read: async () => Number((await runLoad(path.join(work, 'reader'), [m.p('data'), String(size), String(seconds)])).stdout) / seconds / 1e9,
     };
     const results = new Map<string, Record<Load, number[]>>();
     for (const v of variants) results.set(v.name, { getattr: [], read: [] });

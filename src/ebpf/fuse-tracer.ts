@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import type { Registry } from 'prom-client';
 import { registry as defaultRegistry } from '../common/metrics';
 import { opName } from '../fuse/protocol/opcodes';
-import { array, perCpu, struct, u32, u64, u8 } from './codecs';
+import { array, perCpu, struct, u32, u64 } from './codecs';
 import { Collection } from './collection';
 import { libbpf } from './ffi';
 import { requireTracepoints, whyNoBpf } from './features';
@@ -13,10 +13,11 @@ import { BpfMap } from './map';
 import { bpfObjectPath } from './objects';
 
 export const HIST_BUCKETS = 40;
+/** Connections one loaded tracer can follow; stats has a row of MAX_OPCODES entries per connection. */
+export const MAX_CONNECTIONS = 16;
+const MAX_OPCODES = 64;
 
-const opKey = struct({ connection: u32, opcode: u32 });
 const opStats = struct({ count: u64, completed: u64, errors: u64, sumNs: u64, hist: array(u64, HIST_BUCKETS) });
-type OpKey = ReturnType<typeof opKey.decode>;
 type OpStatsValue = ReturnType<typeof opStats.decode>;
 
 export interface FuseOpStats {
@@ -56,8 +57,11 @@ export interface FuseTracerOptions {
 
 /** The loaded object and its links: one per process, shared by every FuseTracer handle. */
 class Loaded {
+  /** connection id -> its row in stats. */
   readonly conns: BpfMap<number, number>;
-  readonly stats: BpfMap<OpKey, OpStatsValue[]>;
+  readonly stats: BpfMap<number, OpStatsValue[]>;
+  readonly rows = new Map<number, number>();
+  private readonly zero: OpStatsValue[];
   refs = 0;
 
   constructor(
@@ -65,8 +69,38 @@ class Loaded {
     private readonly links: Link[],
     readonly loadMs: number,
   ) {
-    this.conns = coll.map('connections', u32, u8);
-    this.stats = coll.map('stats', opKey, perCpu(opStats, libbpf().libbpf_num_possible_cpus()));
+    const cpus = libbpf().libbpf_num_possible_cpus();
+    this.conns = coll.map('connections', u32, u32);
+    this.stats = coll.map('stats', u32, perCpu(opStats, cpus));
+    const z: OpStatsValue = { count: 0, completed: 0, errors: 0, sumNs: 0, hist: new Array<number>(HIST_BUCKETS).fill(0) };
+    this.zero = new Array<OpStatsValue>(cpus).fill(z);
+  }
+
+  /** Gives the connection a zeroed stats row and starts filtering it in (idempotent). */
+  addConnection(connId: number): void {
+    if (this.rows.has(connId)) return;
+    const used = new Set(this.rows.values());
+    let row = 0;
+    while (row < MAX_CONNECTIONS && used.has(row)) row++;
+    if (row === MAX_CONNECTIONS) throw new RangeError(`fuse_trace follows at most ${MAX_CONNECTIONS} connections per process`);
+    for (let op = 0; op < MAX_OPCODES; op++) this.stats.set(row * MAX_OPCODES + op, this.zero);
+    this.conns.set(connId, row);
+    this.rows.set(connId, row);
+  }
+
+  removeConnection(connId: number): void {
+    this.conns.delete(connId);
+    this.rows.delete(connId); // the row is zeroed when it is handed out again
+  }
+
+  /** The connection's per-opcode values (per CPU), opcodes with nothing counted left out. */
+  *rowEntries(connId: number): Generator<[number, OpStatsValue[]]> {
+    const row = this.rows.get(connId);
+    if (row === undefined) return;
+    for (let op = 0; op < MAX_OPCODES; op++) {
+      const v = this.stats.get(row * MAX_OPCODES + op);
+      if (v && v.some((c) => c.count > 0 || c.completed > 0)) yield [op, v];
+    }
   }
 
   static load(objectPath: string): Loaded {
@@ -124,16 +158,14 @@ export class FuseTracer {
   /** Starts counting requests of this connection (see connectionIdOf). At most 16 per process. */
   addConnection(connId: number): void {
     if (!Number.isInteger(connId) || connId <= 0 || connId > 0xffffffff) throw new RangeError(`invalid FUSE connection id ${connId}`);
-    this.live().conns.set(connId, 1);
+    this.live().addConnection(connId);
     this.tracked.add(connId);
   }
 
   /** Stops counting and forgets the connection's statistics. */
   removeConnection(connId: number): void {
-    const l = this.live();
-    l.conns.delete(connId);
+    this.live().removeConnection(connId);
     this.tracked.delete(connId);
-    for (const k of [...l.stats.keys()]) if (k.connection === connId) l.stats.delete(k);
   }
 
   get connections(): readonly number[] {
@@ -144,10 +176,10 @@ export class FuseTracer {
   snapshot(connId?: number): FuseOpStats[] {
     const want = connId !== undefined ? new Set([connId]) : this.tracked;
     const byOp = new Map<number, { count: number; completed: number; errors: number; sumNs: number; hist: number[] }>();
-    for (const [k, perCpuVals] of this.live().stats.entries()) {
-      if (!want.has(k.connection)) continue;
-      let acc = byOp.get(k.opcode);
-      if (!acc) byOp.set(k.opcode, (acc = { count: 0, completed: 0, errors: 0, sumNs: 0, hist: new Array<number>(HIST_BUCKETS).fill(0) }));
+    const l = this.live();
+    for (const [opcode, perCpuVals] of [...want].flatMap((c) => [...l.rowEntries(c)])) {
+      let acc = byOp.get(opcode);
+      if (!acc) byOp.set(opcode, (acc = { count: 0, completed: 0, errors: 0, sumNs: 0, hist: new Array<number>(HIST_BUCKETS).fill(0) }));
       for (const v of perCpuVals) {
         acc.count += v.count;
         acc.completed += v.completed;

@@ -62,7 +62,8 @@ describeIf([whyNoBpf(), whyNoCommand('clang')], 'eBPF loader (real kernel)', () 
     ]);
     // In-flight requests: an array slot per request id (struct inflight_slot: u64, u64, u32, u32).
     expect(fuse.map('inflight')).toMatchObject({ type: 2, keySize: 4, valueSize: 24, maxEntries: 65536, internal: false });
-    expect(fuse.map('stats')).toMatchObject({ type: 5, keySize: 8, valueSize: 352 });
+    // Per-CPU stats: a row of 64 opcodes for each of 16 connections.
+    expect(fuse.map('stats')).toMatchObject({ type: 6, keySize: 4, valueSize: 352, maxEntries: 1024 });
     const tcp = ObjectSpec.fromFile(bpfObjectPath('tcp_tune'));
     expect(tcp.programs.map((p) => p.name).sort()).toEqual(['tcp_retransmit', 'tcp_tune']);
     expect(tcp.map('rto_prefixes')).toMatchObject({ type: 11, keySize: 24, valueSize: 16 });
@@ -141,11 +142,11 @@ describeIf([whyNoBpf(), whyNoCommand('clang')], 'eBPF loader (real kernel)', () 
   it('checks codec sizes against key_size/value_size once, at open', () => {
     const coll = Collection.load(bpfObjectPath('fuse_trace'));
     try {
-      expect(() => coll.map('connections', u64, u8)).toThrow('map connections: key codec is 8 bytes but key_size is 4');
-      expect(() => coll.map('connections', u32, u32)).toThrow('map connections: value codec is 4 bytes but value_size is 1');
-      expect(() => coll.map('stats', u64, u64)).toThrow(/map stats \(percpu_hash\): needs a perCpu\(\) value codec/);
-      expect(() => coll.map('connections', u32, perCpu(u8, 2))).toThrow(/must not use a perCpu\(\) value codec/);
-      const conns = coll.map('connections', u32, u8);
+      expect(() => coll.map('connections', u64, u32)).toThrow('map connections: key codec is 8 bytes but key_size is 4');
+      expect(() => coll.map('connections', u32, u8)).toThrow('map connections: value codec is 1 bytes but value_size is 4');
+      expect(() => coll.map('stats', u32, u64)).toThrow(/map stats \(percpu_array\): needs a perCpu\(\) value codec/);
+      expect(() => coll.map('connections', u32, perCpu(u32, 2))).toThrow(/must not use a perCpu\(\) value codec/);
+      const conns = coll.map('connections', u32, u32);
       conns.set(7, 1);
       expect(conns.get(7)).toBe(1);
       expect([...conns.keys()]).toEqual([7]);
@@ -164,7 +165,7 @@ describeIf([whyNoBpf(), whyNoCommand('clang')], 'eBPF loader (real kernel)', () 
     try {
       // A map of another shape where tcp_tune expects its prefix trie (an older build, say).
       fs.mkdirSync(path.join(root, 'tcp_tune'), { recursive: true });
-      const id = objectInfo(coll.map('connections', u32, u8).mapFd);
+      const id = objectInfo(coll.map('connections', u32, u32).mapFd);
       execFileSync('bpftool', ['map', 'pin', 'id', String(id.kind === 'map' ? id.map.id : 0), path.join(root, 'tcp_tune', 'rto_prefixes')]);
       expect(() => RtoTuner.open(root)).toThrow(/load BPF object tcp_tune: .*remove them \(kurve bpf unload\)/);
     } finally {
