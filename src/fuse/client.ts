@@ -139,6 +139,9 @@ async function startTracer(opts: ClientOptions, connId: number): Promise<{ trace
     const tracer = mod.FuseTracer.open();
     tracer.addConnection(connId);
     mod.registerFuseTracerMetrics?.();
+    // kurve_tcp_* (the `kurve rto` settings and per-prefix TCP statistics) are read from the pinned
+    // tcp_tune maps at scrape time, so the mount's /metrics carries the kernel dashboard's TCP panels.
+    (await import('../top/tcp-metrics')).registerTcpTuneMetrics();
     return { tracer };
   } catch (err) {
     why = (err as Error).message ?? String(err);
