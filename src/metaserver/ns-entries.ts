@@ -5,7 +5,7 @@ import type { Attr, Caller, UnlinkResult } from './api';
 import { Core, getDentry, parentDir, touchDir } from './core';
 import {
   encodeDentry, encodeReaddirEntry, FIRST_COOKIE, InodeRec, isDir, nowTs, S_IFBLK, S_IFCHR, S_IFDIR,
-  S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, toAttr,
+  S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, S_ISGID, toAttr,
 } from './inode';
 import { ALLOC_INO, checkName, dentryKey, readdirKey, readdirPrefix } from './keys';
 import { dropLink, purgeInode } from './orphans';
@@ -40,6 +40,18 @@ function newInode(ino: number, mode: number, caller: Caller, parent: number): In
   };
 }
 
+/**
+ * BSD group semantics under a setgid directory (what Linux's inode_init_owner does for local file
+ * systems; for FUSE it is the server's job): the new inode takes the directory's group, and a new
+ * subdirectory stays setgid. The kernel has already stripped S_ISGID from a non-directory's mode
+ * when the creator is neither in that group nor privileged (mode_strip_sgid).
+ */
+function inheritSetgid(dir: InodeRec, rec: InodeRec): void {
+  if (!(dir.mode & S_ISGID)) return;
+  rec.gid = dir.gid;
+  if (isDir(rec.mode)) rec.mode |= S_ISGID;
+}
+
 function checkCaller(caller: Caller): void {
   if (!caller || !Number.isInteger(caller.uid) || !Number.isInteger(caller.gid)) throw fsError('EINVAL', 'caller uid/gid missing');
 }
@@ -52,6 +64,7 @@ async function create(core: Core, fsId: number, op: string, parent: number, name
     const dir = await parentDir(tx, parent);
     if (await getDentry(tx, parent, name)) throw fsError('EEXIST', `'${name.toString()}' already exists in directory ${parent}`);
     const rec = make(ino);
+    inheritSetgid(dir, rec);
     if (isDir(rec.mode)) {
       dir.nlink++;
     }
