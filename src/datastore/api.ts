@@ -14,12 +14,24 @@ export interface DataStats {
   readonly objects: number;
 }
 
+export interface PutOptions {
+  /**
+   * The caller makes the object durable later through flush() (the client does at fsync), so the
+   * store may skip its per-object fsync: the object survives a kill of either process at once, a
+   * machine crash only after flush(). A store that has no flush() (one reached over gRPC) ignores
+   * this and is durable on put, as before.
+   */
+  readonly deferSync?: boolean;
+}
+
 export interface DataService {
   /**
    * Stores a whole chunk object atomically (a reader never sees half of it). `crc32c`, when given,
    * is the writer's CRC32C of `data`: a mismatch is refused with EIO (end-to-end check).
    */
-  put(key: ChunkKey, data: Buffer, crc32c?: number): Promise<void>;
+  put(key: ChunkKey, data: Buffer, crc32c?: number, opts?: PutOptions): Promise<void>;
+  /** Optional: makes every object put so far with deferSync durable (fsync). */
+  flush?(): Promise<void>;
   /** Reads [offset, offset+length) of an object (length -1: to the end); FsError ENOENT if absent, EIO if corrupt. */
   get(key: ChunkKey, offset?: number, length?: number): Promise<Buffer>;
   /** Deleting an absent object is not an error. */

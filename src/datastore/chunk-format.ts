@@ -26,8 +26,32 @@ export interface ChunkHeader {
 /** Thrown for any mismatch; the store adds the key and turns it into EIO. */
 export class ChecksumError extends Error {}
 
+export interface DataChecksums {
+  /** CRC32C of each BLOCK_BYTES block, in order. */
+  readonly blockCrcs: Uint32Array;
+  /** CRC32C of the whole data. */
+  readonly dataCrc: number;
+}
+
+/**
+ * The block CRCs and the whole-data CRC in ONE pass over the data: the whole CRC is combined from
+ * the block CRCs (crc32cCombine) instead of read again — each pass over a 1 GiB upload is ~90 ms.
+ */
+export function checksums(data: Buffer): DataChecksums {
+  const count = Math.ceil(data.length / BLOCK_BYTES);
+  const blockCrcs = new Uint32Array(count);
+  let dataCrc = 0;
+  for (let i = 0; i < count; i++) {
+    const len = Math.min(BLOCK_BYTES, data.length - i * BLOCK_BYTES);
+    const c = crc32c(data.subarray(i * BLOCK_BYTES, i * BLOCK_BYTES + len));
+    blockCrcs[i] = c;
+    dataCrc = i === 0 ? c : crc32cCombine(dataCrc, c, len);
+  }
+  return { blockCrcs, dataCrc: count === 0 ? crc32c(data) : dataCrc >>> 0 };
+}
+
 /** Header + block table for `data` (whose whole-object CRC32C the caller computed as `dataCrc`). */
-export function encodeHeader(data: Buffer, dataCrc: number): Buffer {
+export function encodeHeader(data: Buffer, dataCrc: number, blockCrcs?: Uint32Array): Buffer {
   const count = Math.ceil(data.length / BLOCK_BYTES);
   const out = Buffer.alloc(HEADER_BYTES + 4 * count);
   out.writeUInt32LE(CHUNK_MAGIC, 0);
@@ -37,11 +61,58 @@ export function encodeHeader(data: Buffer, dataCrc: number): Buffer {
   out.writeUInt32LE(count, 20);
   out.writeUInt32LE(dataCrc >>> 0, 24);
   for (let i = 0; i < count; i++) {
-    const block = data.subarray(i * BLOCK_BYTES, Math.min(data.length, (i + 1) * BLOCK_BYTES));
-    out.writeUInt32LE(crc32c(block), HEADER_BYTES + 4 * i);
+    const crc = blockCrcs ? blockCrcs[i] : crc32c(data.subarray(i * BLOCK_BYTES, Math.min(data.length, (i + 1) * BLOCK_BYTES)));
+    out.writeUInt32LE(crc, HEADER_BYTES + 4 * i);
   }
   out.writeUInt32LE(headerCrc(out), 28);
   return out;
+}
+
+// CRC32C combination (zlib's crc32_combine, for the Castagnoli polynomial): the CRC of A||B from
+// crc(A), crc(B) and len(B), by multiplying crc(A) by x^(8·len(B)) modulo the polynomial.
+const POLY = 0x82f63b78;
+
+/** a·b modulo the CRC polynomial (reflected bit order). */
+function multModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    b = b & 1 ? (b >>> 1) ^ POLY : b >>> 1;
+  }
+  return p >>> 0;
+}
+
+/** X2N[k] = x^(2^k) modulo the polynomial. */
+const X2N = new Uint32Array(32);
+X2N[0] = 0x40000000; // x^1
+for (let k = 1; k < 32; k++) X2N[k] = multModP(X2N[k - 1], X2N[k - 1]);
+
+/** x^(n·2^k) modulo the polynomial. */
+function x2nModP(n: number, k: number): number {
+  let p = 0x80000000; // x^0
+  while (n) {
+    if (n & 1) p = multModP(X2N[k & 31], p);
+    n = Math.floor(n / 2);
+    k++;
+  }
+  return p;
+}
+
+let cachedLen = -1;
+let cachedOp = 0;
+
+/** CRC32C of A||B given crc(A), crc(B) and the length of B in bytes. */
+export function crc32cCombine(crcA: number, crcB: number, lenB: number): number {
+  if (lenB !== cachedLen) {
+    cachedOp = x2nModP(lenB, 3);
+    cachedLen = lenB;
+  }
+  return (multModP(cachedOp, crcA >>> 0) ^ crcB) >>> 0;
 }
 
 function headerCrc(headerAndTable: Buffer): number {

@@ -1,6 +1,8 @@
 // ChunkStore: DataService over a local directory. One file per object, written atomically (temp
 // file, fsync, rename, fsync dir) and checked with CRC32C on write and on every read: a damaged
-// object is an EIO naming the key, never wrong bytes.
+// object is an EIO naming the key, never wrong bytes. A put with deferSync (the in-process client
+// of `kurve up`) skips the two fsyncs; flush() does them later for every such object (at the
+// user's fsync), so closing a written file costs page-cache writes, not a disk flush.
 //
 // Layout: DIR/objects/<fs>/<ino % 256>/<(ino / 256) % 256>/<ino>/<index>.<version>, DIR/tmp/.
 // Two 256-way levels keep directories small for millions of inodes; one inode's chunks share a
@@ -8,12 +10,11 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { crc32c } from '@node-rs/crc32';
 import { Errno, ErrnoName, fsError, FsError } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import { counter, gauge } from '../common/metrics';
-import { ChunkKey, DataService, DataStats } from './api';
-import { ChecksumError, decodeFixedHeader, decodeHeader, encodeHeader, HEADER_BYTES, verifyBlocks } from './chunk-format';
+import { ChunkKey, DataService, DataStats, PutOptions } from './api';
+import { checksums, ChecksumError, decodeFixedHeader, decodeHeader, encodeHeader, HEADER_BYTES, verifyBlocks } from './chunk-format';
 
 const log = moduleLogger('datastore');
 
@@ -76,6 +77,32 @@ async function writeFully(fh: fs.promises.FileHandle, bufs: Buffer[]): Promise<v
   }
 }
 
+/** fsyncs that flush() runs at once (the libuv threadpool has 4 threads). */
+const SYNC_PARALLELISM = 4;
+
+/** fsync of a file or directory by path; with `missingOk`, one deleted meanwhile is skipped. */
+async function syncPath(p: string, missingOk = false): Promise<void> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(p, 'r');
+  } catch (err) {
+    if (missingOk && (err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
+}
+
 export function formatKey(k: ChunkKey): string {
   return `fs=${k.fsId} ino=${k.ino} index=${k.index} version=${k.version}`;
 }
@@ -89,6 +116,11 @@ export class ChunkStore implements DataService {
   private count = 0;
   /** Per-object operation chains, so concurrent put/delete of one key keep the counters right. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Objects (and directories) written with deferSync and not yet fsync'ed: flush() syncs them. */
+  private unsyncedFiles = new Set<string>();
+  private unsyncedDirs = new Set<string>();
+  /** Deferred puts still running: flush() waits for them, so it covers every put before it. */
+  private readonly deferredPuts = new Set<Promise<void>>();
 
   private constructor(readonly dir: string, opts: ChunkStoreOptions) {
     this.objects = path.join(dir, 'objects');
@@ -148,29 +180,37 @@ export class ChunkStore implements DataService {
   }
 
   /** Stores the object atomically. `crc` (CRC32C of data, from the writer) is checked when given. */
-  async put(key: ChunkKey, data: Buffer, crc?: number): Promise<void> {
+  async put(key: ChunkKey, data: Buffer, crc?: number, opts?: PutOptions): Promise<void> {
     validateKey(key);
-    return this.putObject(key, data, crc).catch((err: unknown) => {
+    const defer = this.sync && opts?.deferSync === true;
+    const p = this.putObject(key, data, crc, defer).catch((err: unknown) => {
       throw ioError(err, `writing chunk ${formatKey(key)}`);
     });
+    if (!defer) return p;
+    const tracked = p.catch(() => undefined);
+    this.deferredPuts.add(tracked);
+    void tracked.finally(() => this.deferredPuts.delete(tracked));
+    return p;
   }
 
-  private async putObject(key: ChunkKey, data: Buffer, crc?: number): Promise<void> {
+  private async putObject(key: ChunkKey, data: Buffer, crc: number | undefined, defer: boolean): Promise<void> {
     if (data.length > this.maxObjectBytes) {
       throw fsError('EINVAL', `object of ${data.length} bytes exceeds the limit of ${this.maxObjectBytes} bytes`);
     }
-    const actual = crc32c(data);
+    // One pass over the data for the block table and the whole-object CRC.
+    const sums = checksums(data);
+    const actual = sums.dataCrc;
     if (crc !== undefined && crc >>> 0 !== actual) {
       checksumErrors.labels('put').inc();
       throw fsError('EIO', `checksum mismatch on write of ${formatKey(key)}: sent ${crc >>> 0}, received data has ${actual}`);
     }
-    const header = encodeHeader(data, actual);
+    const header = encodeHeader(data, actual, sums.blockCrcs);
     const target = this.objectPath(key);
     const tmp = path.join(this.tmp, `${randomBytes(8).toString('hex')}.tmp`);
     const fh = await fs.promises.open(tmp, 'wx', 0o644);
     try {
       await writeFully(fh, [header, data]);
-      if (this.sync) await fh.sync();
+      if (this.sync && !defer) await fh.sync();
     } catch (err) {
       await fh.close();
       await fs.promises.rm(tmp, { force: true });
@@ -183,7 +223,12 @@ export class ChunkStore implements DataService {
       const created = await fs.promises.mkdir(dir, { recursive: true });
       const old = await fs.promises.stat(target).catch(() => undefined);
       await fs.promises.rename(tmp, target);
-      if (this.sync) await this.syncDirs(dir, created);
+      if (defer) {
+        this.unsyncedFiles.add(target);
+        for (const d of this.dirsToSync(dir, created)) this.unsyncedDirs.add(d);
+      } else if (this.sync) {
+        await this.syncDirs(this.dirsToSync(dir, created));
+      }
       if (old) this.used -= old.size;
       else this.count++;
       this.used += size;
@@ -192,8 +237,8 @@ export class ChunkStore implements DataService {
     this.publish();
   }
 
-  /** fsync the object's directory, and every directory mkdir just created up to the existing one. */
-  private async syncDirs(dir: string, created: string | undefined): Promise<void> {
+  /** The object's directory, and every directory mkdir just created up to the existing one. */
+  private dirsToSync(dir: string, created: string | undefined): string[] {
     const dirs = [dir];
     if (created) {
       for (let d = dir; d.length > this.objects.length; d = path.dirname(d)) {
@@ -201,13 +246,32 @@ export class ChunkStore implements DataService {
         if (d === created) break;
       }
     }
-    for (const d of new Set(dirs)) {
-      const fh = await fs.promises.open(d, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+    return [...new Set(dirs)];
+  }
+
+  private async syncDirs(dirs: readonly string[]): Promise<void> {
+    for (const d of dirs) await syncPath(d);
+  }
+
+  /**
+   * Makes every object put with deferSync so far durable: waits for such puts still running, then
+   * fsyncs their files and directories (files first: a directory entry must not outlive its data).
+   * An fsync failure is reported (EIO), and the objects stay listed for the next flush.
+   */
+  async flush(): Promise<void> {
+    if (this.deferredPuts.size > 0) await Promise.all([...this.deferredPuts]);
+    if (this.unsyncedFiles.size === 0 && this.unsyncedDirs.size === 0) return;
+    const files = this.unsyncedFiles;
+    const dirs = this.unsyncedDirs;
+    this.unsyncedFiles = new Set();
+    this.unsyncedDirs = new Set();
+    try {
+      await forEachLimited([...files], SYNC_PARALLELISM, (f) => syncPath(f, true));
+      await forEachLimited([...dirs], SYNC_PARALLELISM, (d) => syncPath(d, true));
+    } catch (err) {
+      for (const f of files) this.unsyncedFiles.add(f);
+      for (const d of dirs) this.unsyncedDirs.add(d);
+      throw ioError(err, 'syncing chunk objects');
     }
   }
 
@@ -342,8 +406,9 @@ export class ChunkStore implements DataService {
     };
   }
 
-  /** Waits for in-flight writes and deletes. The store holds no open files between calls. */
+  /** Waits for in-flight writes and deletes, and syncs deferred ones. No files stay open between calls. */
   async close(): Promise<void> {
     await Promise.all([...this.locks.values()]);
+    await this.flush();
   }
 }

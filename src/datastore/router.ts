@@ -6,7 +6,7 @@
 // deletes go to every node, since an object may live on a former owner.
 import { crc32c } from '@node-rs/crc32';
 import { Errno, FsError, fsError } from '../common/errno';
-import { ChunkKey, DataService, DataStats } from './api';
+import { ChunkKey, DataService, DataStats, PutOptions } from './api';
 
 export interface DataNode {
   /** Stable identity used for placement (an address works if it never changes). */
@@ -37,8 +37,13 @@ export class DataRouter implements DataService {
     return this.nodes.map((n) => ({ n, s: score(n.id, key) })).sort((a, b) => b.s - a.s || (a.n.id < b.n.id ? -1 : 1)).map((x) => x.n);
   }
 
-  async put(key: ChunkKey, data: Buffer, crc?: number): Promise<void> {
-    await this.order(key)[0].service.put(key, data, crc);
+  async put(key: ChunkKey, data: Buffer, crc?: number, opts?: PutOptions): Promise<void> {
+    await this.order(key)[0].service.put(key, data, crc, opts);
+  }
+
+  /** Flushes every node that defers syncs (in-process stores); the others are durable on put. */
+  async flush(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.service.flush?.()));
   }
 
   async get(key: ChunkKey, offset?: number, length?: number): Promise<Buffer> {

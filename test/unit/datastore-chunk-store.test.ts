@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { crc32c } from '@node-rs/crc32';
 import { Errno, FsError } from '../../src/common/errno';
 import { ChunkKey } from '../../src/datastore/api';
-import { BLOCK_BYTES, HEADER_BYTES } from '../../src/datastore/chunk-format';
+import { BLOCK_BYTES, checksums, crc32cCombine, HEADER_BYTES } from '../../src/datastore/chunk-format';
 import { ChunkStore } from '../../src/datastore/chunk-store';
 import { describeIf, whyNotRoot } from '../helpers/privileged';
 import { execFileSync } from 'node:child_process';
@@ -122,6 +122,54 @@ describe('ChunkStore', () => {
     expect(after.objects).toBe(2);
     expect(after.usedBytes).toBe(before.usedBytes);
     expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
+  });
+
+  it('computes block CRCs and the whole CRC in one pass (combined), equal to a plain CRC32C', () => {
+    for (const n of [0, 1, 100, BLOCK_BYTES - 1, BLOCK_BYTES, BLOCK_BYTES + 1, 3 * BLOCK_BYTES + 17, 4 * MiB]) {
+      const d = randomBytes(n);
+      const c = checksums(d);
+      expect(c.dataCrc).toBe(crc32c(d));
+      expect(c.blockCrcs.length).toBe(Math.ceil(n / BLOCK_BYTES));
+      if (n > 0) expect(c.blockCrcs[0]).toBe(crc32c(d.subarray(0, Math.min(n, BLOCK_BYTES))));
+    }
+    const a = randomBytes(1000);
+    for (const lenB of [0, 1, 777, BLOCK_BYTES, 5 * MiB + 3]) {
+      const b = randomBytes(lenB);
+      expect(crc32cCombine(crc32c(a), crc32c(b), b.length)).toBe(crc32c(Buffer.concat([a, b])));
+    }
+  });
+
+  it('a deferSync put skips its fsyncs; flush() syncs every such object and its directories once', async () => {
+    // Count fsyncs at the FileHandle level (observation only: the real fsync still runs).
+    const probe = await fs.promises.open(dir, 'r');
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const spy = jest.spyOn(proto, 'sync');
+    try {
+      await store.put(key(90), randomBytes(3000));
+      const durablePut = spy.mock.calls.length;
+      expect(durablePut).toBeGreaterThanOrEqual(2); // the object and its directory (and new parents)
+      spy.mockClear();
+      const data = randomBytes(BLOCK_BYTES + 5);
+      await Promise.all([store.put(key(91, 0), data, undefined, { deferSync: true }), store.put(key(91, 1), data, undefined, { deferSync: true })]);
+      expect(spy.mock.calls.length).toBe(0);
+      expect((await store.get(key(91, 1))).equals(data)).toBe(true);
+      // A deferred put still running when flush() starts is covered by it.
+      const late = store.put(key(92), data, undefined, { deferSync: true });
+      await store.flush();
+      await late;
+      // 3 objects + their directories (91's and 92's inode dirs and the new parents above them).
+      expect(spy.mock.calls.length).toBeGreaterThanOrEqual(5);
+      spy.mockClear();
+      await store.flush();
+      expect(spy.mock.calls.length).toBe(0);
+      // A deferred object deleted before the flush is skipped, not an error.
+      await store.put(key(93), data, undefined, { deferSync: true });
+      await store.delete(key(93));
+      await store.flush();
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('refuses a write whose CRC32C does not match the data', async () => {
