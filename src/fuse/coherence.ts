@@ -7,6 +7,7 @@ import { moduleLogger } from '../common/logger';
 import type { ChangeEvent, MetaService, Subscription } from '../metaserver/api';
 import type { Notifier } from './protocol/raw-fs';
 import { changeEventsBy, feedConnected, invalidationsBy } from './client-metrics';
+import { DirCache } from './dir-cache';
 
 const log = moduleLogger('coherence');
 
@@ -50,6 +51,8 @@ export class Coherence {
   private readonly ownData = new Map<number, number>();
   /** Our own namespace/attr changes the feed will echo: key -> [count, expiry]. */
   private readonly ownEvents = new Map<string, { n: number; until: number }>();
+  /** Directories whose listing the kernel may cache (FOPEN_CACHE_DIR), kept coherent here. */
+  readonly dirs = new DirCache((ino) => this.invalInode(ino, 0, 0, 'dir'));
 
   constructor(
     private readonly meta: MetaService,
@@ -144,9 +147,10 @@ export class Coherence {
     }
   }
 
-  /** Drops everything: every known inode's attributes and pages, every dentry handed out. */
+  /** Drops everything: every known inode's attributes and pages (cached listings too), every dentry handed out. */
   invalidateAll(): void {
     this.hooks.onReset();
+    this.dirs.reset();
     for (const ino of this.hooks.knownInodes()) this.invalInode(ino, 0, 0, 'reset');
     for (const [parent, names] of this.dentries) {
       for (const n of names) this.send(this.notifier?.invalEntry(parent, Buffer.from(n, 'latin1')), 'reset');
@@ -220,9 +224,14 @@ export class Coherence {
     return true;
   }
 
+  /**
+   * A name changed behind the kernel's back. The kernel marks the directory changed only if it
+   * has a dentry for the name, so a cached listing of the directory is dropped explicitly.
+   */
   invalEntry(parent: number, name: Buffer): void {
     this.dentries.get(parent)?.delete(name.toString('latin1'));
     this.send(this.notifier?.invalEntry(parent, name), 'entry');
+    this.dirs.changed(parent);
   }
 
   invalInode(ino: number, off: number, len: number, kind: string): void {

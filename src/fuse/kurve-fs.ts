@@ -47,6 +47,8 @@ interface InodeRef {
 
 interface DirHandle {
   readonly ino: number;
+  /** Opened with FOPEN_CACHE_DIR (the kernel may fill its listing cache through it). */
+  readonly cached: boolean;
   readonly stream: DirStream<ListedEntry & { readonly attr?: Attr }>;
 }
 
@@ -82,6 +84,7 @@ export class KurveFs implements RawFileSystem {
     // inode's data goes when the kernel forgets it.
     this.inodes = new InodeTable<InodeRef>({ parent: ROOT_INO }, (ino) => {
       inodesTracked.set(this.inodes.size);
+      this.coherence.dirs.forget(ino);
       if (this.deleted.delete(ino)) this.dataPath.drop(ino);
     });
     this.dataPath = new FileData({
@@ -364,10 +367,13 @@ export class KurveFs implements RawFileSystem {
 
   // ---- directories --------------------------------------------------------------------------
 
+  /** The kernel may cache the listing while the change feed keeps it coherent (dir-cache.ts). */
   opendir(ctx: RequestContext, _req: OpenIn): OpenOut {
-    const fh = this.dirs.add({ ino: ctx.nodeid, stream: new DirStream() });
+    const allowed = this.coherence.subscribed && this.coherence.entryTimeout > 0;
+    const openFlags = this.coherence.dirs.open(ctx.nodeid, allowed);
+    const fh = this.dirs.add({ ino: ctx.nodeid, cached: openFlags !== 0, stream: new DirStream() });
     openHandles.inc();
-    return { fh };
+    return { fh, openFlags };
   }
 
   private async listing(h: DirHandle, plus: boolean): Promise<Array<ListedEntry & { readonly attr?: Attr }>> {
@@ -402,7 +408,10 @@ export class KurveFs implements RawFileSystem {
   }
 
   releasedir(_ctx: RequestContext, req: ReleaseIn): void {
-    if (this.dirs.release(req.fh)) openHandles.dec();
+    const h = this.dirs.release(req.fh);
+    if (!h) return;
+    openHandles.dec();
+    if (h.cached) this.coherence.dirs.release(h.ino);
   }
 
   fsyncdir(_ctx: RequestContext, _req: FsyncIn): Promise<void> {

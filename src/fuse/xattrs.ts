@@ -1,15 +1,26 @@
 // Extended attributes for the Kurve file system: the special names (warmup trigger, file
-// capabilities, POSIX ACLs) and a per-inode cache of xattr names kept while the change feed is
-// connected, because `ls -l` asks two xattrs of every file (ACL and security label) and the
-// kernel caches none of them: without it, a listing costs two metaserver round trips per entry.
+// capabilities, POSIX ACLs, SELinux labels) and a per-inode cache of xattr names kept while the
+// change feed is connected (the kernel caches no xattr answer of a FUSE file system).
+//
+// POSIX ACLs and SELinux labels are not supported (no FUSE_POSIX_ACL: the kernel would not enforce
+// an ACL; no labelling either), so get, set and remove of their names answer EOPNOTSUPP — the
+// truthful answer, and the one `ls -l` remembers per device: GNU ls (coreutils ls.c,
+// getfilecon_cache / file_has_acl_cache) stops asking for `security.selinux` and
+// `system.posix_acl_access` after one EOPNOTSUPP, instead of two GETXATTR round trips per file.
 import { Errno, FsError } from '../common/errno';
 import type { MetaService } from '../metaserver/api';
 import { errnoReply } from './protocol/raw-fs';
 
 /** The kernel asks for this before every write (to drop file capabilities); Kurve has none. */
 const CAPABILITY = 'security.capability';
-/** Kurve does not implement POSIX ACLs (the kernel would not enforce them without FUSE_POSIX_ACL). */
-const ACLS = new Set(['system.posix_acl_access', 'system.posix_acl_default']);
+/** Names Kurve does not support at all: POSIX ACLs (not enforced without FUSE_POSIX_ACL), SELinux labels. */
+const UNSUPPORTED = new Map<string, string>([
+  ['system.posix_acl_access', 'POSIX ACLs are not supported on Kurve'],
+  ['system.posix_acl_default', 'POSIX ACLs are not supported on Kurve'],
+  ['security.selinux', 'SELinux labels are not supported on Kurve'],
+]);
+/** Returned, not thrown, on the hot path: one shared error, no stack trace per `ls -l` entry. */
+const NOT_SUPPORTED = errnoReply(Errno.EOPNOTSUPP);
 const MAX_CACHED = 100_000;
 
 export class Xattrs {
@@ -35,13 +46,15 @@ export class Xattrs {
    * have (returned, not thrown: this is the hot path of `ls -l`). undefined = ask get().
    */
   fast(ino: number, name: string): FsError | undefined {
-    if (name === CAPABILITY || ACLS.has(name)) return errnoReply(Errno.ENODATA);
+    if (UNSUPPORTED.has(name)) return NOT_SUPPORTED;
+    if (name === CAPABILITY) return errnoReply(Errno.ENODATA);
     const names = this.cacheable(this.epoch()) ? this.names.get(ino) : undefined;
     return names && !names.has(name) ? errnoReply(Errno.ENODATA) : undefined;
   }
 
   async get(ino: number, name: string): Promise<Buffer> {
-    if (name === CAPABILITY || ACLS.has(name)) throw errnoReply(Errno.ENODATA);
+    if (UNSUPPORTED.has(name)) throw NOT_SUPPORTED;
+    if (name === CAPABILITY) throw errnoReply(Errno.ENODATA);
     let names = this.cacheable(this.epoch()) ? this.names.get(ino) : undefined;
     if (!names) {
       const epoch = this.epoch();
@@ -57,7 +70,8 @@ export class Xattrs {
 
   async set(ino: number, name: string, value: Buffer, flags: number): Promise<void> {
     if (name === CAPABILITY) throw new FsError(Errno.EOPNOTSUPP, 'file capabilities are not supported on Kurve');
-    if (ACLS.has(name)) throw new FsError(Errno.EOPNOTSUPP, 'POSIX ACLs are not supported on Kurve');
+    const unsupported = UNSUPPORTED.get(name);
+    if (unsupported) throw new FsError(Errno.EOPNOTSUPP, unsupported);
     this.names.delete(ino);
     try {
       await this.meta.setxattr(this.fsId, ino, name, value, flags);
@@ -66,11 +80,14 @@ export class Xattrs {
     }
   }
 
-  list(ino: number): Promise<string[]> {
-    return this.meta.listxattr(this.fsId, ino);
+  /** Names stored before they were refused (an older Kurve kept them) are not listed: get refuses them. */
+  async list(ino: number): Promise<string[]> {
+    return (await this.meta.listxattr(this.fsId, ino)).filter((n) => !UNSUPPORTED.has(n));
   }
 
   async remove(ino: number, name: string): Promise<void> {
+    const unsupported = UNSUPPORTED.get(name);
+    if (unsupported) throw new FsError(Errno.EOPNOTSUPP, unsupported);
     this.names.delete(ino);
     try {
       await this.meta.removexattr(this.fsId, ino, name);

@@ -1,11 +1,12 @@
 // Kernel caching, counted: with 1 h timeouts 1000 stats cost at most one request; a fully cached
-// file is read through passthrough with 0 READ requests; and two mounts of one file system (kurve
-// up + kurve mount) see each other's creates, renames and writes within 100 ms (change feed ->
+// file is read through passthrough with 0 READ requests; a listing is served from the kernel's
+// readdir cache; and two mounts of one file system (kurve up + kurve mount) see each other's
+// creates, renames and writes — also in cached listings — within 100 ms (change feed ->
 // INVAL_ENTRY / INVAL_INODE), counted with the daemons' own per-opcode counters and, when the eBPF
 // tracer loads, cross-checked with the kernel's fuse tracepoints.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { cleanupKurve, Daemon, kurveMount, kurveUp, py } from '../helpers/kurve-mount';
+import { cleanupKurve, Daemon, kurveMount, kurveUp, py, sleep } from '../helpers/kurve-mount';
 import { describeIf, whyNoFuse } from '../helpers/privileged';
 
 const J = JSON.stringify;
@@ -160,6 +161,61 @@ out(h)`) as string[];
       `os.getxattr(${J(path.join(b.mountpoint, 'xa'))}, 'user.tag') == b'v1' and os.getxattr(${J(path.join(c.mountpoint, 'xa'))}, 'user.tag') == b'v1'`);
     expect(ms).toBeGreaterThanOrEqual(0);
     expect(ms).toBeLessThanOrEqual(100);
+  });
+
+  it('a directory listing is cached by the kernel: warm readdirs send no READDIR(PLUS)', async () => {
+    const d = path.join(b.mountpoint, 'listed');
+    await fsp.mkdir(path.join(a.mountpoint, 'listed'));
+    for (let i = 0; i < 300; i++) await fsp.writeFile(path.join(a.mountpoint, 'listed', `f${i}`), '');
+    await sleep(300); // the creates' change events have reached B
+    expect(py(`out(len(os.listdir(${J(d)})))`)).toBe(300);
+    const before = await requests(b, 'READDIR', 'READDIRPLUS');
+    expect(py(`out([len(os.listdir(${J(d)})) for _ in range(5)])`)).toEqual([300, 300, 300, 300, 300]);
+    expect(await requests(b, 'READDIR', 'READDIRPLUS')).toBe(before);
+    // Our own create and unlink drop the cached listing in the kernel (no notification needed).
+    expect(py(`
+p = ${J(d)}
+open(os.path.join(p, 'mine'), 'w').close()
+a = 'mine' in os.listdir(p)
+os.unlink(os.path.join(p, 'mine'))
+out([a, 'mine' in os.listdir(p), len(os.listdir(p))])`)).toEqual([true, false, 300]);
+  });
+
+  it('a cached listing shows a create, unlink and rename through the other mount within 100 ms', async () => {
+    const da = path.join(a.mountpoint, 'listed2');
+    const db = path.join(b.mountpoint, 'listed2');
+    await fsp.mkdir(da);
+    await fsp.writeFile(path.join(da, 'keep'), '');
+    await sleep(300);
+    // Cached in B's kernel (listed twice, the second from the cache).
+    expect(py(`out([sorted(os.listdir(${J(db)})) for _ in range(2)])`)).toEqual([['keep'], ['keep']]);
+    const steps: Array<[string, string[]]> = [
+      [`open(${J(path.join(da, 'new'))}, 'w').close()`, ['keep', 'new']],
+      [`os.rename(${J(path.join(da, 'new'))}, ${J(path.join(da, 'renamed'))})`, ['keep', 'renamed']],
+      [`os.unlink(${J(path.join(da, 'keep'))})`, ['renamed']],
+      [`os.mkdir(${J(path.join(da, 'sub'))})`, ['renamed', 'sub']],
+    ];
+    for (const [act, want] of steps) {
+      const ms = timeVisible(act, `sorted(os.listdir(${J(db)})) == ${J(want)}`);
+      expect({ act, ms: ms >= 0 && ms <= 100 }).toEqual({ act, ms: true });
+      // And it is cached again afterwards.
+      const before = await requests(b, 'READDIR', 'READDIRPLUS');
+      expect(py(`out(sorted(os.listdir(${J(db)})))`)).toEqual(want);
+      expect(await requests(b, 'READDIR', 'READDIRPLUS')).toBe(before);
+    }
+    expect(await b.metric('kurve_client_invalidations_total', 'kind="dir"')).toBeGreaterThan(0);
+  });
+
+  it('`ls -l` of a directory asks the daemon for the ACL and SELinux xattrs once, not per file', async () => {
+    const d = path.join(a.mountpoint, 'listed');
+    const before = await requests(a, 'GETXATTR');
+    const r = py(`
+import subprocess
+res = subprocess.run(['ls', '-l', ${J(d)}], capture_output=True, text=True)
+out([res.returncode, len(res.stdout.splitlines())])`) as number[];
+    expect(r).toEqual([0, 301]); // "total" + 300 files
+    // GNU ls remembers a device that answered EOPNOTSUPP (coreutils ls.c: getfilecon_cache, file_has_acl_cache).
+    expect(await requests(a, 'GETXATTR') - before).toBeLessThanOrEqual(3);
   });
 
   it('one open mode per inode: a writer joins passthrough readers, and its writes are uploaded', async () => {

@@ -327,12 +327,27 @@ out(os.getxattr(p, 'user.bin') == v)`)).toBe(true);
       const d = await fresh();
       expect(py(`os.setxattr(${J(d)}, 'user.dir', b'yes'); out(os.getxattr(${J(d)}, 'user.dir').decode())`)).toBe('yes');
     });
-    it('POSIX ACLs are refused (EOPNOTSUPP, python: ENOTSUP) and read as absent', async () => {
+    it('POSIX ACLs and SELinux labels are not supported: set, get and remove are EOPNOTSUPP (python: ENOTSUP)', async () => {
+      const d = await fresh();
+      const p = path.join(d, 'f');
+      await fsp.writeFile(p, '');
+      // A well-formed ACL (user::rw- group::r-- other::r--), so the kernel passes it on to Kurve.
+      expect(py(`
+import struct
+acl = struct.pack('<I', 2) + b''.join(struct.pack('<HHI', t, m, 0xffffffff) for t, m in [(1, 6), (4, 4), (0x20, 4)])
+r = []
+for f, n in [(${J(p)}, 'system.posix_acl_access'), (${J(d)}, 'system.posix_acl_default'), (${J(p)}, 'security.selinux')]:
+    r.append([E(os.setxattr, f, n, acl), E(os.getxattr, f, n), E(os.removexattr, f, n)])
+out(r)`)).toEqual([['ENOTSUP', 'ENOTSUP', 'ENOTSUP'], ['ENOTSUP', 'ENOTSUP', 'ENOTSUP'], ['ENOTSUP', 'ENOTSUP', 'ENOTSUP']]);
+    });
+    it('other security.* and trusted.* xattrs still work (as root), and unsupported names are not listed', async () => {
       const p = path.join(await fresh(), 'f');
       await fsp.writeFile(p, '');
       expect(py(`
 p = ${J(p)}
-out([E(os.setxattr, p, 'system.posix_acl_access', b'acl!'), E(os.getxattr, p, 'system.posix_acl_access')])`)).toEqual(['ENOTSUP', 'ENODATA']);
+os.setxattr(p, 'security.kurve-test', b's'); os.setxattr(p, 'trusted.t', b't'); os.setxattr(p, 'user.u', b'u')
+out([os.getxattr(p, 'security.kurve-test').decode(), os.getxattr(p, 'trusted.t').decode(), sorted(os.listxattr(p))])`))
+        .toEqual(['s', 't', ['security.kurve-test', 'trusted.t', 'user.u']]);
     });
     it('repeated misses and a later set: the name appears at once', async () => {
       const p = path.join(await fresh(), 'f');
