@@ -7,10 +7,13 @@ export interface DriverResult {
   readonly ops: number;
   readonly bytes: number;
   readonly seconds: number;
+  /** Operations of the untimed warm-up (jobs that have one), for cross-checks against counters. */
+  readonly warmupOps?: number;
 }
 
 export type DriverJob =
   | { op: 'stat'; file: string; seconds: number; warmupSeconds?: number }
+  | { op: 'fstat'; file: string; seconds: number; warmupSeconds?: number }
   | { op: 'read'; file: string; blockSize: number; warm: boolean; direct?: boolean }
   | { op: 'write'; file: string; size: number; blockSize: number; fsync: boolean }
   | { op: 'create'; dir: string; count: number; prefix: string; maxSeconds?: number };
@@ -25,6 +28,33 @@ function statLoop(file: string, seconds: number): DriverResult {
   let t = start;
   while (t < end) {
     for (let i = 0; i < 256; i++) fs.statSync(file);
+    ops += 256;
+    t = now();
+  }
+  return { ops, bytes: 0, seconds: t - start };
+}
+
+/**
+ * fstat(2) of one open fd in a loop: no path walk, so with attr timeout 0 each call is exactly one
+ * GETATTR round trip to a FUSE daemon (a stat(2) costs LOOKUP + GETATTR + the root's GETATTR).
+ */
+function fstatLoop(file: string, seconds: number, warmupSeconds = 0): DriverResult {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY);
+  try {
+    const warm = warmupSeconds > 0 ? timedLoop(() => fs.fstatSync(fd), warmupSeconds) : undefined;
+    return { ...timedLoop(() => fs.fstatSync(fd), seconds), warmupOps: warm?.ops ?? 0 };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function timedLoop(fn: () => unknown, seconds: number): DriverResult {
+  const start = now();
+  const end = start + seconds;
+  let ops = 0;
+  let t = start;
+  while (t < end) {
+    for (let i = 0; i < 256; i++) fn();
     ops += 256;
     t = now();
   }
@@ -95,6 +125,7 @@ export function runJob(job: DriverJob): DriverResult {
       // An unmeasured warm-up first: the daemon's JIT and caches settle before the clock starts.
       if (job.warmupSeconds) statLoop(job.file, job.warmupSeconds);
       return statLoop(job.file, job.seconds);
+    case 'fstat': return fstatLoop(job.file, job.seconds, job.warmupSeconds);
     case 'read':
       if (job.warm) readAll(job.file, job.blockSize, job.direct);
       return readAll(job.file, job.blockSize, job.direct);
