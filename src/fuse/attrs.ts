@@ -27,7 +27,7 @@ export function toFuseAttr(a: Attr, local?: InodeData): FuseAttr {
   return {
     ino: a.ino,
     size,
-    blocks: Math.ceil(size / 512),
+    blocks: blocksOf(a, size, local),
     atime: a.atime,
     mtime,
     ctime,
@@ -38,6 +38,32 @@ export function toFuseAttr(a: Attr, local?: InodeData): FuseAttr {
     rdev: a.rdev,
     blksize: 4096,
   };
+}
+
+/**
+ * st_blocks: what the datastore holds for the file (the metaserver counts its chunk objects, so
+ * holes and punched-out chunks count nothing), plus our writes not committed yet.
+ */
+function blocksOf(a: Attr, size: number, local?: InodeData): number {
+  if ((a.mode & S_IFMT) !== S_IFREG) return Math.ceil(size / 512);
+  if (local && local.dataVersion >= 0 && (local.dirty.size > 0 || local.uploaded.size > 0 || local.sizeDirty)) {
+    const cs = local.chunkSize;
+    let bytes = 0;
+    const seen = new Set<number>();
+    for (const i of [...local.dirty.keys(), ...local.uploaded.keys(), ...local.refs.keys()]) {
+      if (seen.has(i) || i * cs >= size) continue;
+      seen.add(i);
+      const written = local.dirty.has(i) || local.uploaded.has(i);
+      const held = local.zeroed.has(i) ? 0 : written ? cs : local.refs.get(i)!.length;
+      bytes += roundBlock(Math.min(held, size - i * cs));
+    }
+    return bytes / 512;
+  }
+  return a.blocks ?? Math.ceil(size / 512);
+}
+
+function roundBlock(n: number): number {
+  return Math.ceil(n / 4096) * 4096;
 }
 
 function later(a: Timespec, b: Timespec): boolean {

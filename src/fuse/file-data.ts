@@ -278,6 +278,8 @@ export class FileData implements Evictor {
         if (!st.isLocal(i)) await this.fetch(st, i);
       }
       for (let i = first; i <= last; i++) st.markDirty(i);
+      // Chunks the range covers whole become holes in the datastore (st_blocks drops).
+      for (let i = Math.ceil(offset / cs); (i + 1) * cs <= end; i++) st.zeroed.add(i);
       st.backing.zero(offset, end - offset);
       st.localMtime = nowTimespec();
     });
@@ -354,8 +356,9 @@ export class FileData implements Evictor {
     }
     const fresh = batch.filter(([index]) => !reused.has(index));
     const base = fresh.length ? await this.d.meta.allocChunkVersions(this.d.fsId, fresh.length) : 0;
-    const freshRefs = new Map<number, ChunkRef>(fresh.map(([index], k) => [index, { index, version: base + k, length: Math.min(cs, size - index * cs) }]));
+    const freshRefs = new Map<number, ChunkRef>(fresh.map(([index], k) => [index, { index, version: base + k, length: st.zeroed.has(index) ? 0 : Math.min(cs, size - index * cs) }]));
     await runLimited([...freshRefs.values()], IO_PARALLELISM, async (ref) => {
+      if (ref.length === 0) return; // a punched-out chunk: readers see zeros without an object
       const buf = Buffer.allocUnsafe(ref.length);
       const n = st.backing.read(buf, ref.index * cs);
       if (n < ref.length) buf.fill(0, n);
@@ -384,6 +387,7 @@ export class FileData implements Evictor {
         st.uploaded.delete(index);
         if (st.dirty.get(index) === gen) {
           st.dirty.delete(index);
+          st.zeroed.delete(index);
           st.present.set(index, refs[k].version);
         }
         this.d.cache.touch(st.ino, index, refs[k].length);

@@ -20,6 +20,8 @@ export class InodeData {
   readonly present = new Map<number, number>();
   /** Chunks written locally and not yet committed: index -> write generation. */
   readonly dirty = new Map<number, number>();
+  /** Dirty chunks that a hole punch zeroed whole: committed as 0-byte objects (nothing stored). */
+  readonly zeroed = new Set<number>();
   /** The size differs from the committed one (write past EOF, truncate not yet committed). */
   sizeDirty = false;
   /** mtime of the last local write not yet committed (reported by getattr). */
@@ -77,6 +79,7 @@ export class InodeData {
 
   markDirty(index: number): void {
     this.dirty.set(index, ++this.gen);
+    this.zeroed.delete(index);
     if (!this.present.has(index)) this.present.set(index, 0);
   }
 

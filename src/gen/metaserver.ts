@@ -42,6 +42,8 @@ export interface Attr {
   mtime: Timespec | undefined;
   ctime: Timespec | undefined;
   dataVersion: number;
+  /** Regular files: 512-byte blocks held in the datastore (st_blocks); absent when not known. */
+  blocks?: number | undefined;
 }
 
 export interface Caller {
@@ -461,6 +463,7 @@ function createBaseAttr(): Attr {
     mtime: undefined,
     ctime: undefined,
     dataVersion: 0,
+    blocks: undefined,
   };
 }
 
@@ -501,6 +504,9 @@ export const Attr: MessageFns<Attr> = {
     }
     if (message.dataVersion !== 0) {
       writer.uint32(96).uint64(message.dataVersion);
+    }
+    if (message.blocks !== undefined) {
+      writer.uint32(104).uint64(message.blocks);
     }
     return writer;
   },
@@ -614,6 +620,14 @@ export const Attr: MessageFns<Attr> = {
             message.dataVersion = longToNumber(reader.uint64());
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.blocks = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -644,6 +658,7 @@ export const Attr: MessageFns<Attr> = {
         : isSet(object.data_version)
         ? globalThis.Number(object.data_version)
         : 0,
+      blocks: isSet(object.blocks) ? globalThis.Number(object.blocks) : undefined,
     };
   },
 
@@ -685,6 +700,9 @@ export const Attr: MessageFns<Attr> = {
     if (message.dataVersion !== 0) {
       obj.dataVersion = Math.round(message.dataVersion);
     }
+    if (message.blocks !== undefined) {
+      obj.blocks = Math.round(message.blocks);
+    }
     return obj;
   },
 
@@ -711,6 +729,7 @@ export const Attr: MessageFns<Attr> = {
       ? Timespec.fromPartial(object.ctime)
       : undefined;
     message.dataVersion = object.dataVersion ?? 0;
+    message.blocks = object.blocks ?? undefined;
     return message;
   },
 };

@@ -31,6 +31,11 @@ export interface Attr {
   readonly ctime: Timespec;
   /** Bumped by every data commit and truncate: clients key their page cache and chunk cache on it. */
   readonly dataVersion: number;
+  /**
+   * Regular files: 512-byte blocks the data occupies in the datastore (st_blocks; holes and
+   * punched-out chunks hold none). Absent when the server does not know (an older record/server).
+   */
+  readonly blocks?: number;
 }
 
 /** Who is asking: new inodes take the caller's uid/gid (the kernel checks permissions). */

@@ -14,13 +14,15 @@ export function attrToPb(a: Attr): pb.Attr {
   return {
     ino: a.ino, generation: a.generation, mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, rdev: a.rdev,
     size: a.size, atime: tsToPb(a.atime), mtime: tsToPb(a.mtime), ctime: tsToPb(a.ctime), dataVersion: a.dataVersion,
+    blocks: a.blocks,
   };
 }
 export function attrFromPb(a: pb.Attr): Attr {
-  return {
+  const out: Attr = {
     ino: a.ino, generation: a.generation, mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, rdev: a.rdev,
     size: a.size, atime: tsFromPb(a.atime), mtime: tsFromPb(a.mtime), ctime: tsFromPb(a.ctime), dataVersion: a.dataVersion,
   };
+  return a.blocks === undefined ? out : { ...out, blocks: a.blocks };
 }
 
 export function statfsToPb(s: StatFs): pb.StatFsResponse {

@@ -41,9 +41,17 @@ export interface InodeRec {
   parent: number;
   /** Symlinks: the target. */
   target?: Buffer;
+  /**
+   * Regular files: bytes the chunk objects occupy (each chunk's stored length rounded up to 4 KiB),
+   * reported as st_blocks. Undefined for a record written before it was kept (recomputed from the
+   * chunk map at its next data change).
+   */
+  alloc?: number;
 }
 
 const FIXED = 96;
+/** Regular files append their allocated bytes (u64) after the fixed part; symlinks their target. */
+const ALLOC_BYTES = 8;
 
 function writeTime(b: Buffer, t: Timespec, off: number): void {
   b.writeDoubleBE(t.sec, off);
@@ -55,7 +63,8 @@ function readTime(b: Buffer, off: number): Timespec {
 
 export function encodeInode(r: InodeRec): Buffer {
   const t = r.target;
-  const b = Buffer.allocUnsafe(FIXED + (t ? t.length : 0));
+  const withAlloc = r.alloc !== undefined && isReg(r.mode);
+  const b = Buffer.allocUnsafe(FIXED + (t ? t.length : 0) + (withAlloc ? ALLOC_BYTES : 0));
   b.writeUInt32BE(r.mode, 0);
   b.writeUInt32BE(r.nlink, 4);
   b.writeUInt32BE(r.uid, 8);
@@ -71,6 +80,7 @@ export function encodeInode(r: InodeRec): Buffer {
   writeU64(b, r.parent, 84);
   b.writeUInt32BE(0, 92);
   if (t) t.copy(b, FIXED);
+  if (withAlloc) writeU64(b, r.alloc!, FIXED);
   return b;
 }
 
@@ -93,14 +103,21 @@ export function decodeInode(ino: number, b: Buffer): InodeRec {
     nextCookie: readU64(b, 76),
     parent: readU64(b, 84),
     target: isLnk(mode) ? Buffer.from(b.subarray(FIXED)) : undefined,
+    alloc: isReg(mode) && b.length >= FIXED + ALLOC_BYTES ? readU64(b, FIXED) : undefined,
   };
 }
 
 export function toAttr(r: InodeRec): Attr {
-  return {
+  const a: Attr = {
     ino: r.ino, generation: r.generation, mode: r.mode, nlink: r.nlink, uid: r.uid, gid: r.gid,
     rdev: r.rdev, size: r.size, atime: r.atime, mtime: r.mtime, ctime: r.ctime, dataVersion: r.dataVersion,
   };
+  return r.alloc === undefined || !isReg(r.mode) ? a : { ...a, blocks: Math.ceil(r.alloc / 512) };
+}
+
+/** Bytes a chunk object of `length` stored bytes is counted as occupying (4 KiB blocks). */
+export function allocOf(length: number): number {
+  return Math.ceil(length / 4096) * 4096;
 }
 
 /** 'D' value: which inode a name points to, its type, and its readdir cookie. */

@@ -4,7 +4,7 @@
 import { fsError } from '../common/errno';
 import type { Attr, ChunkRef, CommitDataRequest, DataMap } from './api';
 import type { Core } from './core';
-import { decodeChunk, decodeInode, encodeChunk, InodeRec, isDir, isReg, nowTs, toAttr } from './inode';
+import { allocOf, decodeChunk, decodeInode, encodeChunk, InodeRec, isDir, isReg, nowTs, toAttr } from './inode';
 import { ALLOC_VERSION, chunkKey, chunkPrefix, inodeKey, keyU64b } from './keys';
 import type { Tx } from './txn';
 
@@ -49,15 +49,25 @@ export async function getDataMap(core: Core, fsId: number, ino: number): Promise
  */
 export async function truncateChunks(core: Core, tx: Tx, rec: InodeRec, size: number, chunkSize: number): Promise<void> {
   if (size >= rec.size) return;
-  for (const c of await chunks(tx, rec.ino)) {
+  const list = await chunks(tx, rec.ino);
+  rec.alloc ??= sumAlloc(list);
+  for (const c of list) {
     const start = c.index * chunkSize;
     if (start >= size) {
       tx.del(chunkKey(tx.fsId, rec.ino, c.index));
+      rec.alloc -= allocOf(c.length);
       core.gc.enqueue(tx, { fsId: tx.fsId, ino: rec.ino, chunk: { index: c.index, version: c.version } }, core.gc.graceMs);
     } else if (start + c.length > size) {
       tx.put(chunkKey(tx.fsId, rec.ino, c.index), encodeChunk({ ...c, length: size - start }));
+      rec.alloc += allocOf(size - start) - allocOf(c.length);
     }
   }
+}
+
+function sumAlloc(list: ChunkRef[]): number {
+  let n = 0;
+  for (const c of list) n += allocOf(c.length);
+  return n;
 }
 
 export async function commitData(core: Core, fsId: number, ino: number, req: CommitDataRequest): Promise<Attr> {
@@ -79,6 +89,8 @@ export async function commitData(core: Core, fsId: number, ino: number, req: Com
   return core.run(fsId, 'commitData', async (tx) => {
     const rec = await tx.mustInode(ino);
     requireRegular(rec, 'commitData');
+    // A record from before allocation was kept: count it once from the map (before any change below).
+    rec.alloc ??= sumAlloc(await chunks(tx, ino));
     // Shrink first, so the new chunks below are never trimmed or dropped by it.
     if (req.size < rec.size) await truncateChunks(core, tx, rec, req.size, chunkSize);
     for (const c of req.chunks) {
@@ -86,10 +98,12 @@ export async function commitData(core: Core, fsId: number, ino: number, req: Com
       const old = await tx.get(key);
       if (old) {
         const prev = decodeChunk(c.index, old);
+        rec.alloc -= allocOf(prev.length);
         if (prev.version !== c.version) {
           core.gc.enqueue(tx, { fsId, ino, chunk: { index: c.index, version: prev.version } }, core.gc.graceMs);
         }
       }
+      rec.alloc += allocOf(c.length);
       tx.put(key, encodeChunk(c));
     }
     rec.size = req.size;

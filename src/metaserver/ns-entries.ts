@@ -36,7 +36,7 @@ function newInode(ino: number, mode: number, caller: Caller, parent: number): In
   return {
     ino, generation: 1, mode, nlink: isDir(mode) ? 2 : 1, uid: caller.uid >>> 0, gid: caller.gid >>> 0,
     rdev: 0, size: 0, atime: now, mtime: now, ctime: now, dataVersion: 0, nextCookie: FIRST_COOKIE,
-    parent: isDir(mode) ? parent : 0,
+    parent: isDir(mode) ? parent : 0, alloc: 0,
   };
 }
 

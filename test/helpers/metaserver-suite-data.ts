@@ -191,6 +191,33 @@ export function moreCases(get: () => { ms: MetaService; fs: number }): void {
       expect(b2.mtime).toEqual(a.mtime);
       expect(await ms.getDataMap(fs, f.ino)).toMatchObject({ ino: f.ino, size: 9, dataVersion: 2, chunks: [{ index: 0, version: v + 1, length: 9 }] });
     });
+    it('blocks count what the chunks hold in 4 KiB units: holes nothing, replacements and truncates adjust it', async () => {
+      const f = await file('f');
+      expect(f.blocks).toBe(0);
+      const cs = (await ms.getDataMap(fs, f.ino)).chunkSize;
+      const v = await ms.allocChunkVersions(fs, 4);
+      // Chunk 0 holds 5000 bytes (2 blocks of 4 KiB), chunk 3 a whole chunk; 1 and 2 are holes.
+      let a = await ms.commitData(fs, f.ino, { chunks: [{ index: 0, version: v, length: 5000 }, { index: 3, version: v + 1, length: cs }], size: 4 * cs, touch: true });
+      expect(a.blocks).toBe((8192 + cs) / 512);
+      a = await ms.commitData(fs, f.ino, { chunks: [{ index: 3, version: v + 2, length: 0 }], size: 4 * cs, touch: true });
+      expect(a.blocks).toBe(16);
+      a = await ms.setattr(fs, f.ino, { size: 100 }, C);
+      expect(a.blocks).toBe(8);
+      expect((await attr(f.ino)).blocks).toBe(8);
+      const d = await dir('d');
+      expect(d.blocks).toBeUndefined();
+    });
+    it('a setgid directory gives new inodes its group; new subdirectories stay setgid', async () => {
+      const d = await dir('g');
+      await ms.setattr(fs, d.ino, { mode: 0o2775, gid: 4242 }, C);
+      const f = await file('f', d.ino);
+      const sub = await dir('sub', d.ino);
+      const l = await ms.symlink(fs, d.ino, b('l'), b('f'), C);
+      expect([f.gid, sub.gid, l.gid]).toEqual([4242, 4242, 4242]);
+      expect([f.mode & 0o2000, sub.mode & 0o7777]).toEqual([0, 0o2755]);
+      const plain = await dir('plain');
+      expect((await file('f', plain.ino)).gid).toBe(C.gid);
+    });
     it('allocChunkVersions hands out unique increasing ranges', async () => {
       const a = await ms.allocChunkVersions(fs, 10);
       const c = await ms.allocChunkVersions(fs, 1);

@@ -3,9 +3,11 @@
 // another client's unlink from the moment of the open. Each case asserts the exact result or errno.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { cleanupKurve, Daemon, kurveUp, py } from '../helpers/kurve-mount';
 import { describeIf, whyNoFuse } from '../helpers/privileged';
 
+const MiB = 1024 * 1024;
 const NOBODY = { uid: 65534, gid: 65534 };
 const GROUP = 4242;
 
@@ -94,6 +96,84 @@ out(oct(os.stat(p).st_mode & 0o7777))`);
       await fsp.chown(d, 0, GROUP);
       const r = py(`p = ${J(path.join(d, 'f'))}; os.mkdir(p); st = os.stat(p); out([st.st_gid, st.st_mode & 0o2000])`, NOBODY);
       expect(r).toEqual([65534, 0]);
+    });
+  });
+
+  describe('allocated blocks (st_blocks, du)', () => {
+    const blocks = async (p: string): Promise<number> => (await fsp.stat(p)).blocks;
+    it('a dense 5000-byte file holds two 4 KiB blocks (16 sectors), like ext4', async () => {
+      const p = path.join(await fresh(), 'f');
+      await fsp.writeFile(p, Buffer.alloc(5000, 1));
+      expect(await blocks(p)).toBe(16);
+    });
+    it('an empty file holds no blocks', async () => {
+      const p = path.join(await fresh(), 'f');
+      await fsp.writeFile(p, '');
+      expect(await blocks(p)).toBe(0);
+    });
+    it('a file grown by truncate alone holds no blocks', async () => {
+      const p = path.join(await fresh(), 'f');
+      await fsp.writeFile(p, '');
+      await fsp.truncate(p, 1024 * MiB);
+      const st = await fsp.stat(p);
+      expect([st.size, st.blocks]).toEqual([1024 * MiB, 0]);
+    });
+    it('one byte written at 100 MiB: one block, not size/512', async () => {
+      const p = path.join(await fresh(), 'f');
+      const fh = await fsp.open(p, 'w');
+      await fh.write(Buffer.from('z'), 0, 1, 100 * MiB);
+      await fh.close();
+      const st = await fsp.stat(p);
+      expect([st.size, st.blocks]).toEqual([100 * MiB + 1, 8]);
+    });
+    it('a sparse file across chunks counts only the chunks written', async () => {
+      const p = path.join(await fresh(), 'f');
+      const fh = await fsp.open(p, 'w');
+      await fh.write(Buffer.alloc(4096, 1), 0, 4096, 0);
+      await fh.write(Buffer.alloc(4096, 2), 0, 4096, 12 * MiB);
+      await fh.close();
+      const st = await fsp.stat(p);
+      // Chunks 1 and 2 are holes; chunk 3 holds its 4 KiB; chunk 0 is stored whole (4 MiB): the
+      // client uploads a written chunk up to its end or EOF, holes inside a chunk are not tracked.
+      expect(st.size).toBe(12 * MiB + 4096);
+      expect(st.blocks).toBe((4 * MiB + 4096) / 512);
+      expect(st.blocks).toBeLessThan(st.size / 512 / 2);
+    });
+    it('fstat of an open file with unflushed writes counts them', async () => {
+      const p = path.join(await fresh(), 'f');
+      const fh = await fsp.open(p, 'w');
+      await fh.write(Buffer.alloc(5000, 3));
+      const open = (await fh.stat()).blocks;
+      await fh.close();
+      expect([open, await blocks(p)]).toEqual([16, 16]);
+    });
+    it('a punched hole of whole chunks frees their blocks; the data around it stays', async () => {
+      const p = path.join(await fresh(), 'f');
+      await fsp.writeFile(p, Buffer.alloc(12 * MiB, 0x5a));
+      const before = await blocks(p);
+      const r = py(`
+fd = os.open(${J(p)}, os.O_RDWR)
+C(libc.fallocate(fd, 3, ${4 * MiB}, ${4 * MiB}))
+os.close(fd)
+b = open(${J(p)}, 'rb').read()
+out([len(b), b[:${4 * MiB}] == b'Z' * ${4 * MiB}, b[${4 * MiB}:${8 * MiB}] == bytes(${4 * MiB}), b[${8 * MiB}:] == b'Z' * ${4 * MiB}])`);
+      expect(r).toEqual([12 * MiB, true, true, true]);
+      expect([before, await blocks(p)]).toEqual([24 * 1024, 16 * 1024]);
+    });
+    it('truncating down frees the blocks past the new end', async () => {
+      const p = path.join(await fresh(), 'f');
+      await fsp.writeFile(p, Buffer.alloc(9 * MiB, 1));
+      await fsp.truncate(p, MiB);
+      expect(await blocks(p)).toBe(2048);
+    });
+    it('du reports what is allocated, du --apparent-size the length', async () => {
+      const d = await fresh();
+      const p = path.join(d, 'sparse');
+      const fh = await fsp.open(p, 'w');
+      await fh.write(Buffer.from('end'), 0, 3, 64 * MiB);
+      await fh.close();
+      const du = (args: string[]): string => spawnSync('du', [...args, p], { encoding: 'utf8' }).stdout.split('\t')[0];
+      expect([du(['-k']), du(['-k', '--apparent-size'])]).toEqual(['4', String(64 * 1024 + 1)]);
     });
   });
 

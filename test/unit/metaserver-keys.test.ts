@@ -4,7 +4,7 @@ import { prefixEnd, compareHolds } from '../../src/metaserver/engine';
 import { decodeEvents, encodeEvents, numberEvents, EVENTS_PER_REVISION } from '../../src/metaserver/feed';
 import {
   decodeChunk, decodeDentry, decodeInode, decodeReaddirEntry, encodeChunk, encodeDentry, encodeInode, encodeReaddirEntry,
-  InodeRec, S_IFDIR, S_IFLNK,
+  InodeRec, S_IFDIR, S_IFLNK, S_IFREG, toAttr,
 } from '../../src/metaserver/inode';
 import {
   checkName, chunkKey, decodeSessionKey, dentryKey, dentryPrefix, gcKey, inodeKey, keyName, keyU64, keyU64b, readdirKey,
@@ -120,6 +120,15 @@ describe('record codecs', () => {
     expect(decodeInode(12, encodeInode(base))).toEqual({ ...base, target: undefined });
     const link = { ...base, mode: S_IFLNK | 0o777, target: Buffer.from([0xff, 0x2f, 0x61]) };
     expect(decodeInode(12, encodeInode(link))).toEqual(link);
+  });
+  it('regular files carry their allocated bytes; a record from before that decodes as unknown', () => {
+    const file = { ...base, mode: S_IFREG | 0o644, alloc: 3 * 4096 };
+    expect(decodeInode(12, encodeInode(file))).toEqual({ ...file, target: undefined });
+    const old = encodeInode({ ...file, alloc: undefined });
+    expect(old.length).toBe(96);
+    expect(decodeInode(12, old).alloc).toBeUndefined();
+    expect(toAttr(decodeInode(12, encodeInode(file))).blocks).toBe(24);
+    expect(toAttr(decodeInode(12, old)).blocks).toBeUndefined();
   });
   it('a truncated inode record is EIO, not garbage', () => {
     expect(errnoOf(() => decodeInode(1, Buffer.alloc(10)))).toBe(Errno.EIO);
