@@ -9,6 +9,10 @@ export interface CommandModule {
 }
 
 function main(): void {
+  // libuv's threadpool (4 threads by default) carries the FUSE notifications, which the kernel may
+  // hold until a request is answered, and the datastore's fsyncs, which wait for the disk: a few
+  // of either must not stall the other or async file I/O. Read once, at the pool's first use.
+  process.env.UV_THREADPOOL_SIZE ??= '16';
   const program = new Command('kurve')
     .description('Kurve: a distributed file system with a kernel-accelerated FUSE client')
     .version(require('../../../package.json').version as string)
