@@ -13,10 +13,11 @@ import { performance } from 'node:perf_hooks';
 import { Epoll } from 'epoll';
 import { Errno, FsError, errnoName, toErrno } from '../../common/errno';
 import { moduleLogger, tracer } from '../../common/logger';
-import { counter, gauge, histogram, LATENCY_BUCKETS } from '../../common/metrics';
+import { counter, gauge } from '../../common/metrics';
 import * as ffi from './ffi';
 import { dispatch } from './dispatch';
 import { Opcode, opName } from './opcodes';
+import { countRequest, observeDuration, registerOpStats } from './op-stats';
 import type { Request } from './request';
 import type { BackingFiles, FuseConnection, FuseSessionApi, MountOptions, Notifier, OpCounts, RawFileSystem } from './raw-fs';
 import { encodeNotifyDelete, encodeNotifyInvalEntry, encodeNotifyInvalInode, encodeNotifyResend, OUT_HEADER_SIZE, writeOutHeader } from './wire';
@@ -24,21 +25,9 @@ import { encodeNotifyDelete, encodeNotifyInvalEntry, encodeNotifyInvalInode, enc
 const log = moduleLogger('fuse');
 const tr = tracer('fuse');
 
-const requestsTotal = counter({ name: 'kurve_fuse_requests_total', help: 'FUSE requests received, by opcode', labelNames: ['op'] as const });
 const errorsTotal = counter({ name: 'kurve_fuse_errors_total', help: 'FUSE requests answered with an error, by opcode and errno', labelNames: ['op', 'errno'] as const });
-const durationSeconds = histogram({
-  name: 'kurve_fuse_request_duration_seconds', help: 'Time from reading a FUSE request to writing its reply', labelNames: ['op'] as const, buckets: LATENCY_BUCKETS,
-});
-/** Labelled children per opcode, resolved once: labels() hashes its arguments on every call. */
-const opMetricCache = new Map<number, { requests: { inc(): void }; duration: { observe(v: number): void } }>();
-function opMetrics(opcode: number): { requests: { inc(): void }; duration: { observe(v: number): void } } {
-  let m = opMetricCache.get(opcode);
-  if (!m) {
-    const op = opName(opcode);
-    opMetricCache.set(opcode, (m = { requests: requestsTotal.labels(op), duration: durationSeconds.labels(op) }));
-  }
-  return m;
-}
+// kurve_fuse_requests_total and kurve_fuse_request_duration_seconds: typed arrays, see op-stats.ts.
+registerOpStats();
 const liveSessions = new Set<FuseSession>();
 gauge({
   name: 'kurve_fuse_inflight_requests', help: 'FUSE requests read but not yet answered',
@@ -198,7 +187,7 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
   /** Counts a request (opcode is validated by dispatch). */
   count(opcode: number): void {
     if (opcode < this.counts.length) this.counts[opcode]++;
-    opMetrics(opcode).requests.inc();
+    countRequest(opcode);
   }
 
   // ---- replies -------------------------------------------------------------------------------
@@ -271,7 +260,7 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
   private finished(req: Request, errno: number, traceDetail?: string): void {
     this.inflight--;
     this.pending.delete(req.unique);
-    opMetrics(req.opcode).duration.observe((performance.now() - req.start) / 1000);
+    observeDuration(req.opcode, (performance.now() - req.start) / 1000);
     if (errno !== 0) errorsTotal.labels(opName(req.opcode), errnoName(errno)).inc();
     if (tr.on) tr.log(`tx ${req.unique}: ${errno === 0 ? 'OK' : errnoName(errno)}${traceDetail ? ` ${traceDetail}` : ''}`);
   }
