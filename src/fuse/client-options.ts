@@ -31,6 +31,12 @@ export interface ClientOptions {
   readonly passthrough: boolean;
   /** Also open writable handles of fully cached files in passthrough (whole-file upload at close). */
   readonly passthroughWrites: boolean;
+  /**
+   * Writable opens of EMPTY files (new, O_TRUNC'ed) use passthrough: the kernel writes straight
+   * into the backing file and close uploads the whole file — which is all new data anyway.
+   * Not for O_SYNC/O_DSYNC or O_DIRECT opens (their writes must reach the daemon).
+   */
+  readonly passthroughNewFiles: boolean;
   readonly allowOther: boolean;
   /** Operations slower than this (ms) are logged (op, inode, duration) and counted. */
   readonly slowOpMs: number;
@@ -52,6 +58,7 @@ const DEFAULTS = {
   earlyUploads: 4,
   passthrough: true,
   passthroughWrites: false,
+  passthroughNewFiles: true,
   allowOther: false,
   slowOpMs: 1000,
   bpf: 'auto',
@@ -91,6 +98,7 @@ export function resolveMountOptions(src: MountOptionSources = {}, overrides: Par
     earlyUploads: r.earlyUploads,
     passthrough: r.passthrough,
     passthroughWrites: r.passthroughWrites,
+    passthroughNewFiles: r.passthroughNewFiles,
     allowOther: r.allowOther,
     slowOpMs: r.slowOpMs,
     bpf,

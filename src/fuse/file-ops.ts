@@ -4,11 +4,14 @@
 // Passthrough policy. The kernel requires every concurrent open of an inode to use one mode
 // (passthrough or not; a mismatched open fails with EIO), and passthrough writes never reach the
 // daemon. So: a READ-ONLY open of a fully cached file, with no daemon-mode handle open, uses
-// passthrough. A writable open uses the daemon path — unless the inode is already open in
-// passthrough (then it must join that mode). A writable passthrough handle is treated as "may
+// passthrough; so does a WRITABLE open of an EMPTY file (new or O_TRUNC'ed: nothing to fetch,
+// and everything written is new), unless O_SYNC/O_DSYNC/O_DIRECT ask for writes the daemon must
+// see. Other writable opens use the daemon path — unless the inode is already open in
+// passthrough (then they must join that mode). A writable passthrough handle is treated as "may
 // have dirtied the file": at flush/fsync/release the backing file's size and mtime are compared
-// with a snapshot, and if they moved, every chunk is uploaded. That is costly only for the rare
-// "write while someone reads it" case; daemon writes track dirty chunks precisely.
+// with a snapshot, and if they moved, every chunk is uploaded. For a file that was empty that is
+// exactly the data written; for the rarer "write while someone reads it" case it costs a
+// whole-file upload. Daemon writes track dirty chunks precisely.
 import * as fs from 'node:fs';
 import { Errno, FsError, toErrno } from '../common/errno';
 import { moduleLogger } from '../common/logger';
@@ -31,7 +34,7 @@ const log = moduleLogger('file-ops');
 const PROTECT_AFTER_MS = 1000;
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
-const { O_TRUNC, O_DIRECT, O_EXCL } = fs.constants;
+const { O_TRUNC, O_DIRECT, O_EXCL, O_DSYNC } = fs.constants;
 
 interface FileHandle {
   readonly ino: number;
@@ -116,7 +119,7 @@ export class FileOps {
     let passthrough = false;
     if (conn?.passthrough && this.opts.passthrough) {
       if (st.ptHandles > 0) passthrough = true; // one mode per inode: join it
-      else if (st.daemonHandles === 0 && !(flags & O_DIRECT) && (!writable || this.opts.passthroughWrites)) {
+      else if (st.daemonHandles === 0 && !(flags & O_DIRECT) && (!writable || this.writePassthrough(st, flags))) {
         if (st.staleWhilePinned || st.mapStale) {
           st.staleWhilePinned = false;
           st.mapStale = true;
@@ -162,6 +165,14 @@ export class FileOps {
     return passthrough ? { fh, openFlags, backingId: st.backingId } : { fh, openFlags };
   }
 
+  /** May this writable open use passthrough (see the policy at the top)? */
+  private writePassthrough(st: InodeData, flags: number): boolean {
+    // O_SYNC includes the O_DSYNC bit: such writes must reach the daemon (it uploads at each FSYNC).
+    if (flags & O_DSYNC) return false;
+    if (this.opts.passthroughWrites) return true;
+    return this.opts.passthroughNewFiles && st.size === 0 && st.refs.size === 0 && st.dirty.size === 0 && !st.sizeDirty;
+  }
+
   async read(req: ReadIn): Promise<Buffer> {
     const h = this.handles.need(req.fh);
     const buf = await this.data.read(h.st, req.offset, req.size, req.offset === h.lastEnd || req.offset === 0);
@@ -184,9 +195,11 @@ export class FileOps {
     return undefined;
   }
 
+  /** Uploads and commits, then makes the chunk objects and the metadata durable (in that order). */
   async fsync(fh: number): Promise<void> {
     const h = this.handles.need(fh);
     if (this.data.isDirty(h.st)) await this.data.flush(h.st);
+    await this.data.syncData();
     await this.kfs.durable();
   }
 

@@ -24,8 +24,7 @@ export class InodeData {
   readonly zeroed = new Set<number>();
   /** The size differs from the committed one (write past EOF, truncate not yet committed). */
   sizeDirty = false;
-  /** mtime of the last local write not yet committed (reported by getattr). */
-  localMtime?: { sec: number; nsec: number };
+  private mtimeValue?: { sec: number; nsec: number };
   /** Chunks uploaded ahead of a flush (not committed yet), with the write generation they hold. */
   readonly uploaded = new Map<number, { gen: number; ref: ChunkRef }>();
   readonly uploading = new Map<number, Promise<void>>();
@@ -55,6 +54,22 @@ export class InodeData {
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(readonly ino: number, readonly chunkSize: number, readonly backing: BackingFile) {}
+
+  /**
+   * mtime of the last local write not yet committed (reported by getattr). Writes through a
+   * writable passthrough handle never reach the daemon: the backing file's mtime tells of them.
+   */
+  get localMtime(): { sec: number; nsec: number } | undefined {
+    const own = this.mtimeValue;
+    if (this.writablePtHandles === 0 || !this.ptSnapshot || this.backing.closed) return own;
+    const now = this.backing.stat();
+    if (now.mtimeNs === this.ptSnapshot.mtimeNs && now.size === this.ptSnapshot.size) return own;
+    const kernel = { sec: Number(now.mtimeNs / 1_000_000_000n), nsec: Number(now.mtimeNs % 1_000_000_000n) };
+    return !own || kernel.sec > own.sec || (kernel.sec === own.sec && kernel.nsec > own.nsec) ? kernel : own;
+  }
+  set localMtime(t: { sec: number; nsec: number } | undefined) {
+    this.mtimeValue = t;
+  }
 
   get handles(): number {
     return this.daemonHandles + this.ptHandles;

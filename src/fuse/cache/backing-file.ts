@@ -2,7 +2,22 @@
 // the chunks the client has (fetched or written). The kernel reads it directly in passthrough mode.
 // Invariant kept by the owner: every byte of a chunk the client does NOT hold reads as zero.
 import * as fs from 'node:fs';
+import koffi from 'koffi';
 import { punchHole } from '../falloc';
+
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+const ENXIO = 6;
+type LseekFn = (fd: number, offset: number, whence: number) => number;
+let lseekFn: LseekFn | undefined;
+function lseek(fd: number, offset: number, whence: number): number {
+  lseekFn ??= koffi.load('libc.so.6').func('int64_t lseek(int fd, int64_t offset, int whence)') as LseekFn;
+  return lseekFn(fd, offset, whence);
+}
+
+function readAt(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
 
 export class BackingFile {
   /** -2: not created yet (created on first use: most new files are never written), -1: closed. */
@@ -38,6 +53,18 @@ export class BackingFile {
     return done;
   }
 
+  /** read() on the libuv threadpool (uploads: the event loop keeps serving requests meanwhile). */
+  async readAsync(buf: Buffer, offset: number): Promise<number> {
+    let done = 0;
+    while (done < buf.length) {
+      if (this.fdValue < 0) break; // never written (all zeros) or closed meanwhile
+      const n = await readAt(this.fdValue, buf, done, buf.length - done, offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  }
+
   write(data: Buffer, offset: number): void {
     let done = 0;
     const fd = this.fd;
@@ -55,6 +82,34 @@ export class BackingFile {
     const end = Math.min(offset + len, this.sizeValue);
     if (end <= offset || this.fdValue === -2) return;
     punchHole(this.fdValue, offset, end - offset);
+  }
+
+  /**
+   * The chunks of [0, size) holding any data (SEEK_DATA/SEEK_HOLE; ext4 counts dirty page-cache
+   * data too): what passthrough writes may have touched, when only data written there can have
+   * changed (never-written ranges stay holes). Every chunk if the file system cannot tell.
+   */
+  dataChunks(chunkSize: number, size: number): number[] {
+    const all = (): number[] => Array.from({ length: Math.ceil(size / chunkSize) }, (_, i) => i);
+    if (this.fdValue < 0 || size <= 0) return this.fdValue === -1 ? all() : [];
+    const out: number[] = [];
+    let pos = 0;
+    while (pos < size) {
+      const data = lseek(this.fdValue, pos, SEEK_DATA);
+      if (data < 0) {
+        if (koffi.errno() === ENXIO) break; // no data past pos
+        return all();
+      }
+      if (data >= size) break;
+      let hole = lseek(this.fdValue, data, SEEK_HOLE);
+      if (hole < 0) hole = size;
+      const end = Math.min(hole, size);
+      for (let i = Math.floor(data / chunkSize); i <= Math.floor((end - 1) / chunkSize); i++) {
+        if (out[out.length - 1] !== i) out.push(i);
+      }
+      pos = end;
+    }
+    return out;
   }
 
   /** Size and mtime as the kernel left them (passthrough writes bypass the daemon). */
