@@ -15,7 +15,7 @@ import { Mds } from '../mds/mds';
 import { LmdbMdsStore } from '../mds/lmdb-store';
 import { mdsRpcService } from '../mds/service';
 import { LmdbEngine } from '../metaserver/engines/lmdb';
-import { Namespace } from '../metaserver/namespace';
+import { Namespace, type NamespaceOptions } from '../metaserver/namespace';
 import { metaserverRpcService } from '../metaserver/service';
 import { mountKurve, type KurveMount } from '../fuse/client';
 import { resolveMountOptions, type ClientOptions } from '../fuse/client-options';
@@ -45,6 +45,8 @@ export interface EmbeddedOptions {
   /** Metadata durability: 'written' (default; durable at fsync) or 'sync' (every change fsync'ed). */
   readonly durability?: 'sync' | 'written';
   readonly token?: string;
+  /** Namespace GC timings (unlink grace of unheld files). */
+  readonly namespace?: Pick<NamespaceOptions, 'unlinkGraceMs'>;
 }
 
 export interface EmbeddedHandle {
@@ -91,7 +93,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedHand
     // the disk's sync latency (~300/s here).
     const engine = new LmdbEngine({ path: path.join(dataDir, 'meta'), noSync: opts.noSync, durability: opts.durability ?? 'written' });
     undo.push(() => engine.close());
-    const namespace = await Namespace.open(engine, { datastore: store });
+    const namespace = await Namespace.open(engine, { ...opts.namespace, datastore: store });
     undo.push(() => namespace.close());
     const mdsStore = LmdbMdsStore.open(path.join(dataDir, 'mds.mdb'));
     undo.push(() => mdsStore.close());

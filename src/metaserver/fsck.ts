@@ -179,7 +179,7 @@ async function checkFs(
     if (n === 0) {
       if (rec.nlink !== 0) {
         issue('unreachable-inode', `inode ${ino} (nlink ${rec.nlink}) has no entry in any directory`, ino, () => purge(ino));
-      } else if (!held.get(ino)) {
+      } else if (!held.get(ino) && !purging.has(`${fsId}:${ino}`)) {
         issue('orphan-not-held', `inode ${ino} has nlink 0 and no open handles: should have been purged`, ino, () => purge(ino));
       } else if (!orphanSet.has(ino)) {
         issue('orphan-unlisted', `inode ${ino} has nlink 0 and is held open but is not in the orphan list`, ino, () =>

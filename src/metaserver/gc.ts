@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import type { DataService } from '../datastore/api';
 import { moduleLogger } from '../common/logger';
 import { counter, gauge } from '../common/metrics';
-import { DEFAULT_GC_GRACE_MS } from './defaults';
+import { DEFAULT_GC_GRACE_MS, DEFAULT_UNLINK_GRACE_MS } from './defaults';
 import type { KvEngine } from './engine';
 import { chunkPrefix, gcKey, gcPrefix, readU64, xattrPrefix } from './keys';
 import type { Tx } from './txn';
@@ -15,7 +15,7 @@ import type { Tx } from './txn';
 const log = moduleLogger('metaserver-gc');
 const gcDone = counter({
   name: 'kurve_metaserver_gc_items_total',
-  help: 'Garbage items processed, by kind (chunk, inode) and result (ok, retry)',
+  help: 'Garbage items processed, by kind (chunk, inode, unlinked, stray) and result (ok, retry)',
   labelNames: ['kind', 'result'] as const,
 });
 const gcQueue = gauge({ name: 'kurve_metaserver_gc_queue_length', help: 'Garbage items waiting (as of the last GC pass)' });
@@ -27,6 +27,11 @@ export interface GcItem {
   readonly chunk?: { readonly index: number; readonly version: number };
   /** A whole inode that never had data objects (directory, symlink, device): metadata only. */
   readonly noData?: boolean;
+  /**
+   * An unlinked regular file nobody held at the unlink (see DEFAULT_UNLINK_GRACE_MS): when due it
+   * is purged unless a session opened it meanwhile (then its last release purges it).
+   */
+  readonly unlinked?: boolean;
   readonly attempts?: number;
 }
 
@@ -38,18 +43,24 @@ export interface GcOptions {
   readonly intervalMs?: number;
   /** Items per pass (default 256). */
   readonly batch?: number;
+  /** How long an unlinked, unheld regular file waits before its purge (default 10 s; 0 = at once). */
+  readonly unlinkGraceMs?: number;
 }
 
 const MAX_BACKOFF_MS = 3_600_000;
 
 export class GcQueue {
   readonly graceMs: number;
+  readonly unlinkGraceMs: number;
+  /** Purges an unlinked inode if no session holds it (set by the namespace, which owns txns). */
+  settleUnlinked?: (fsId: number, ino: number) => Promise<void>;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
   private stopped = true;
 
   constructor(private readonly engine: KvEngine, private readonly opts: GcOptions = {}) {
     this.graceMs = opts.graceMs ?? DEFAULT_GC_GRACE_MS;
+    this.unlinkGraceMs = opts.unlinkGraceMs ?? DEFAULT_UNLINK_GRACE_MS;
   }
 
   /** Stages an item in the op's transaction, due after delayMs. */
@@ -103,7 +114,9 @@ export class GcQueue {
       if (readU64(e.key, 1) > now) break;
       const item = JSON.parse(e.value.toString()) as GcItem;
       if (item.chunk) chunks.push({ key: e.key, item });
-      else if (await this.purgeInode(e.key, item)) done++;
+      else if (item.unlinked) {
+        if (await this.settle(e.key, item)) done++;
+      } else if (await this.purgeInode(e.key, item)) done++;
     }
     if (chunks.length) done += await this.deleteChunks(chunks);
     if (this.engine.kind === 'lmdb' || entries.length < batch) gcQueue.set(entries.length - done);
@@ -123,6 +136,21 @@ export class GcQueue {
     await this.engine.txn({ deletes: items.map((i) => i.key) });
     gcDone.labels('chunk', 'ok').inc(items.length);
     return items.length;
+  }
+
+  /** An unlinked file's grace is over: purge it now unless a session holds it. */
+  private async settle(key: Buffer, item: GcItem): Promise<boolean> {
+    try {
+      if (!this.settleUnlinked) throw new Error('no namespace attached');
+      await this.settleUnlinked(item.fsId, item.ino);
+    } catch (err) {
+      await this.retryLater(key, item, err);
+      gcDone.labels('unlinked', 'retry').inc();
+      return false;
+    }
+    await this.engine.txn({ deletes: [key] });
+    gcDone.labels('unlinked', 'ok').inc();
+    return true;
   }
 
   /** Drops the inode's chunk map and xattrs (in bounded txns), then its objects, then the item. */

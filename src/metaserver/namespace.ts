@@ -40,6 +40,8 @@ export interface NamespaceOptions {
   readonly datastore?: DataService;
   /** Grace period before a replaced chunk object is deleted (default 30 s). */
   readonly gcGraceMs?: number;
+  /** How long an unlinked regular file nobody held waits before its purge (default 10 s; 0 = at once). */
+  readonly unlinkGraceMs?: number;
   readonly gcIntervalMs?: number;
   /** Start the background GC loop (default true). */
   readonly runGc?: boolean;
@@ -60,8 +62,9 @@ export class Namespace implements MetaService, MetaAdmin {
   static async open(store: KvEngine, opts: NamespaceOptions = {}): Promise<Namespace> {
     const engine = meteredEngine(store);
     const feed = opts.feed ?? new InProcessFeed({ startRevision: await engine.revision(), ringSize: opts.feedRingSize });
-    const gc = new GcQueue(engine, { datastore: opts.datastore, graceMs: opts.gcGraceMs, intervalMs: opts.gcIntervalMs });
+    const gc = new GcQueue(engine, { datastore: opts.datastore, graceMs: opts.gcGraceMs, intervalMs: opts.gcIntervalMs, unlinkGraceMs: opts.unlinkGraceMs });
     const core = new Core(engine, feed, new Allocator(engine), gc, { persistEvents: opts.persistEvents });
+    gc.settleUnlinked = (fsId, ino) => orphans.settleUnlinked(core, fsId, ino);
     const ns = new Namespace(engine, core, feed, opts);
     if (opts.runGc ?? true) gc.start();
     if (engine.count) {

@@ -52,8 +52,27 @@ export async function dropLink(core: Core, tx: Tx, rec: InodeRec): Promise<boole
     tx.event({ kind: 'attr', ino: rec.ino });
     return true;
   }
+  if (isReg(rec.mode) && core.gc.unlinkGraceMs > 0) {
+    // A client may have it open and not registered yet (it registers lazily): keep it for the
+    // unlink grace; a registration in that window makes it a held orphan (see settleUnlinked).
+    tx.markDirty(rec);
+    tx.put(orphanKey(tx.fsId, rec.ino), Buffer.from(String(Date.now())));
+    core.gc.enqueue(tx, { fsId: tx.fsId, ino: rec.ino, unlinked: true }, core.gc.unlinkGraceMs);
+    tx.event({ kind: 'attr', ino: rec.ino });
+    return false;
+  }
   purgeInode(core, tx, rec);
   return false;
+}
+
+/** The unlink grace of an unheld file ended: purge it unless a session opened it meanwhile. */
+export async function settleUnlinked(core: Core, fsId: number, ino: number): Promise<void> {
+  await core.run(fsId, 'settleUnlinked', async (tx) => {
+    const rec = await tx.inode(ino);
+    if (!rec || rec.nlink > 0) return;
+    if (Object.keys(await readHolders(tx, ino)).length > 0) return; // its last release purges it
+    purgeInode(core, tx, rec);
+  });
 }
 
 export function checkSession(sessionId: string): void {

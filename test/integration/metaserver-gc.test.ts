@@ -84,6 +84,43 @@ describe('metaserver chunk GC with a real datastore', () => {
     expect(report.issues).toEqual([]);
   });
 
+  it('an unlinked file nobody registered waits out the unlink grace, then goes with its objects', async () => {
+    const fsId = await t.newFs();
+    const f = await t.ns.mknod(fsId, ROOT_INO, Buffer.from('f'), 0o100644, 0, C);
+    const v = await t.ns.allocChunkVersions(fsId, 1);
+    const key = { fsId, ino: f.ino, index: 0, version: v };
+    await store.put(key, Buffer.from('data'));
+    await t.ns.commitData(fsId, f.ino, { chunks: [{ index: 0, version: v, length: 4 }], size: 4, touch: true });
+    await t.ns.unlink(fsId, ROOT_INO, Buffer.from('f'), C);
+    await t.ns.runGc(Date.now() + 5_000);
+    expect([(await t.ns.getattr(fsId, f.ino)).nlink, await exists(ds, key)]).toEqual([0, true]);
+    expect((await fsck(t.engine)).issues).toEqual([]);
+    await t.ns.runGc(Date.now() + 11_000);
+    await t.ns.runGc(Date.now() + 11_000);
+    expect([await errOf(t.ns.getattr(fsId, f.ino)), await exists(ds, key)]).toEqual(['ENOENT', false]);
+    expect((await fsck(t.engine)).issues).toEqual([]);
+  });
+
+  it('a session that registers its open within the unlink grace keeps the file until its release', async () => {
+    const fsId = await t.newFs();
+    const f = await t.ns.mknod(fsId, ROOT_INO, Buffer.from('f'), 0o100644, 0, C);
+    const v = await t.ns.allocChunkVersions(fsId, 1);
+    const key = { fsId, ino: f.ino, index: 0, version: v };
+    await store.put(key, Buffer.from('data'));
+    await t.ns.commitData(fsId, f.ino, { chunks: [{ index: 0, version: v, length: 4 }], size: 4, touch: true });
+    // Another client unlinks it before this (lazily registering) client told the metaserver.
+    await t.ns.unlink(fsId, ROOT_INO, Buffer.from('f'), C);
+    await t.ns.openInode(fsId, f.ino, 'late');
+    await t.ns.runGc(Date.now() + 11_000);
+    await t.ns.runGc(Date.now() + 11_000);
+    expect([(await t.ns.getattr(fsId, f.ino)).nlink, await exists(ds, key)]).toEqual([0, true]);
+    expect((await t.ns.getDataMap(fsId, f.ino)).chunks).toHaveLength(1);
+    await t.ns.releaseInode(fsId, f.ino, 'late');
+    await t.ns.runGc();
+    expect([await errOf(t.ns.getattr(fsId, f.ino)), await exists(ds, key)]).toEqual(['ENOENT', false]);
+    expect((await fsck(t.engine)).issues).toEqual([]);
+  });
+
   it('retries with backoff when the datastore fails', async () => {
     const fsId = await t.newFs();
     const f = await t.ns.mknod(fsId, ROOT_INO, Buffer.from('f'), 0o100644, 0, C);
@@ -91,8 +128,9 @@ describe('metaserver chunk GC with a real datastore', () => {
     const key = { fsId, ino: f.ino, index: 0, version: v };
     await store.put(key, Buffer.from('data'));
     await t.ns.commitData(fsId, f.ino, { chunks: [{ index: 0, version: v, length: 4 }], size: 4, touch: true });
-    failNext = 1;
     await t.ns.unlink(fsId, ROOT_INO, Buffer.from('f'), C);
+    await t.ns.runGc(Date.now() + 11_000); // the unlink grace ends: the purge is queued
+    failNext = 1;
     expect(await t.ns.runGc()).toBe(0);
     expect(await exists(ds, key)).toBe(true);
     const queued = await t.ns.core.gc.items();

@@ -1,10 +1,11 @@
 // POSIX behaviour of a real Kurve mount, part 3: setgid directories and the privilege bits a write
 // or chown clears, blocks actually allocated (st_blocks, du), and an open file's data surviving
 // another client's unlink from the moment of the open. Each case asserts the exact result or errno.
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { cleanupKurve, Daemon, kurveUp, py } from '../helpers/kurve-mount';
+import { cleanupKurve, Daemon, kurveMount, kurveUp, py, sleep, waitFor } from '../helpers/kurve-mount';
 import { describeIf, whyNoFuse } from '../helpers/privileged';
 
 const MiB = 1024 * 1024;
@@ -31,7 +32,8 @@ describeIf([whyNoFuse()], 'POSIX setgid, privilege bits, allocation and open-unl
   const modeOf = async (p: string): Promise<number> => (await fsp.lstat(p)).mode & 0o7777;
 
   beforeAll(async () => {
-    k = await kurveUp({ args: ['--no-bpf', '--allow-other'] });
+    // A short unlink grace, so the open-unlink cases can wait past it.
+    k = await kurveUp({ args: ['--no-bpf', '--allow-other', '--unlink-grace', '2s'] });
   });
   afterAll(async () => {
     await cleanupKurve();
@@ -174,6 +176,85 @@ out([len(b), b[:${4 * MiB}] == b'Z' * ${4 * MiB}, b[${4 * MiB}:${8 * MiB}] == by
       await fh.close();
       const du = (args: string[]): string => spawnSync('du', [...args, p], { encoding: 'utf8' }).stdout.split('\t')[0];
       expect([du(['-k']), du(['-k', '--apparent-size'])]).toEqual(['4', String(64 * 1024 + 1)]);
+    });
+  });
+
+  describe('open files and another client\'s unlink (unlink grace 2 s, opens registered after ~1 s)', () => {
+    let b: Daemon;
+    const pattern = (len: number, seed: number): Buffer => {
+      const buf = Buffer.alloc(len);
+      for (let i = 0; i < len; i++) buf[i] = (i * 7 + seed) & 0xff;
+      return buf;
+    };
+    /** The chunk objects of an inode in kurve up's datastore directory. */
+    const objectsOf = (ino: number): string[] => {
+      const lo = (ino % 256).toString(16).padStart(2, '0');
+      const hi = (Math.floor(ino / 256) % 256).toString(16).padStart(2, '0');
+      const fsDir = path.join(path.dirname(k.mountpoint), 'data', 'data', 'objects');
+      const out: string[] = [];
+      for (const f of fs.readdirSync(fsDir)) {
+        const d = path.join(fsDir, f, lo, hi, String(ino));
+        if (fs.existsSync(d)) out.push(...fs.readdirSync(d));
+      }
+      return out;
+    };
+    const onB = (p: string): string => path.join(b.mountpoint, path.relative(k.mountpoint, p));
+    beforeAll(async () => {
+      b = await kurveMount(k);
+    });
+
+    it('a file opened here and unlinked there at once stays readable past the grace, then goes at close', async () => {
+      const d = await fresh();
+      const p = path.join(d, 'f');
+      const data = pattern(9 * MiB + 123, 5);
+      await fsp.writeFile(p, data);
+      const ino = (await fsp.stat(p)).ino;
+      await waitFor('the second client to see the file', () => fs.existsSync(onB(p)), 2000);
+      // B has none of it cached: every read below fetches chunks from the datastore.
+      const fh = await fsp.open(onB(p), 'r');
+      try {
+        await fsp.unlink(p);
+        await sleep(3500);
+        const got = Buffer.alloc(data.length);
+        const { bytesRead } = await fh.read(got, 0, data.length, 0);
+        expect(bytesRead).toBe(data.length);
+        expect(got.equals(data)).toBe(true);
+        expect(objectsOf(ino).length).toBe(3);
+      } finally {
+        await fh.close();
+      }
+      await waitFor('the objects to be deleted after the last close', () => objectsOf(ino).length === 0, 5000, 50);
+    });
+    it('a file being written here and unlinked there: writes, fsync and close succeed, data reads back', async () => {
+      const d = await fresh();
+      const p = path.join(d, 'w');
+      const fh = await fsp.open(onB(p), 'w+');
+      try {
+        await fh.write(pattern(MiB, 1), 0, MiB, 0);
+        await waitFor('the first client to see the new file', () => fs.existsSync(p), 2000);
+        await fsp.unlink(p);
+        await fh.write(pattern(MiB, 2), 0, MiB, MiB);
+        await fh.sync();
+        await sleep(2500);
+        await fh.write(pattern(MiB, 3), 0, MiB, 2 * MiB);
+        await fh.sync();
+        const st = await fh.stat();
+        const got = Buffer.alloc(3 * MiB);
+        await fh.read(got, 0, 3 * MiB, 0);
+        expect([st.nlink, st.size]).toEqual([0, 3 * MiB]);
+        expect(got.equals(Buffer.concat([pattern(MiB, 1), pattern(MiB, 2), pattern(MiB, 3)]))).toBe(true);
+      } finally {
+        await fh.close();
+      }
+    });
+    it('an unlinked file nobody has open is purged once the grace is over', async () => {
+      const d = await fresh();
+      const p = path.join(d, 'gone');
+      await fsp.writeFile(p, pattern(MiB, 9));
+      const ino = (await fsp.stat(p)).ino;
+      expect(objectsOf(ino).length).toBe(1);
+      await fsp.unlink(p);
+      await waitFor('the objects to be deleted after the unlink grace', () => objectsOf(ino).length === 0, 8000, 100);
     });
   });
 

@@ -1,6 +1,6 @@
 // `kurve metaserver`: a standalone metaserver (namespace over lmdb) serving gRPC until SIGTERM.
 import { Command } from 'commander';
-import { DEFAULT_GC_GRACE_MS, DEFAULT_METASERVER_LISTEN } from '../../metaserver/defaults';
+import { DEFAULT_GC_GRACE_MS, DEFAULT_METASERVER_LISTEN, DEFAULT_UNLINK_GRACE_MS } from '../../metaserver/defaults';
 
 interface MetaserverFlags {
   listen: string;
@@ -14,6 +14,7 @@ interface MetaserverFlags {
   advertise?: string;
   createFs?: string[];
   gcGrace?: string;
+  unlinkGrace?: string;
 }
 
 export function register(program: Command): void {
@@ -31,6 +32,7 @@ export function register(program: Command): void {
     .option('--advertise <addr>', 'address to give the MDS (default: the bound --listen address)')
     .option('--create-fs <id...>', 'create these file system ids (root directory) if missing')
     .option('--gc-grace <duration>', 'wait before deleting a replaced chunk object (readers may be mid-read)', `${DEFAULT_GC_GRACE_MS / 1000}s`)
+    .option('--unlink-grace <duration>', 'keep an unlinked file no session had registered open this long (clients register lazily)', `${DEFAULT_UNLINK_GRACE_MS / 1000}s`)
     .addHelpText('after', `
 Stops gracefully on SIGTERM/SIGINT: ends change-feed streams, lets in-flight calls finish, closes lmdb.
 Every acknowledged write is synced to disk before the reply. Check a stopped store with \`kurve fsck\`.
@@ -55,7 +57,10 @@ Examples:
         if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`--create-fs: '${v}' is not a file system id`);
         return n;
       });
-      const namespace = { gcGraceMs: parseDuration(flags.gcGrace ?? `${DEFAULT_GC_GRACE_MS / 1000}s`) };
+      const namespace = {
+        gcGraceMs: parseDuration(flags.gcGrace ?? `${DEFAULT_GC_GRACE_MS / 1000}s`),
+        unlinkGraceMs: parseDuration(flags.unlinkGrace ?? `${DEFAULT_UNLINK_GRACE_MS / 1000}s`),
+      };
       if (!flags.etcd && !flags.data) throw new Error('kurve metaserver needs --data DIR (lmdb) or --etcd HOST:PORT,...');
       const ms = flags.etcd
         ? await (await import('../../metaserver/engines/etcd-metaserver')).startEtcdMetaserver({

@@ -18,6 +18,7 @@ interface UpFlags {
   requireBpf?: boolean;
   config?: string;
   token?: string;
+  unlinkGrace?: string;
 }
 
 export function register(program: Command): void {
@@ -40,6 +41,7 @@ export function register(program: Command): void {
     .option('--require-bpf', 'fail instead of warning when the eBPF FUSE tracer cannot load')
     .option('--config <file>', 'JSON config file (section "client" for mount options; also $KURVE_CONFIG)')
     .option('--token <token>', 'shared token gRPC clients must present (also $KURVE_TOKEN)')
+    .option('--unlink-grace <duration>', 'an unlinked file no client had registered open is purged after this (default 10s)')
     .addHelpText('after', `
 Options also come from KURVE_* environment variables (e.g. KURVE_ENTRY_TIMEOUT=10m) and the config
 file; flags win over env, env over the file. Stop with Ctrl-C (or SIGTERM): dirty data is uploaded,
@@ -53,7 +55,7 @@ Examples:
     .action(async (mountpoint: string, flags: UpFlags) => {
       const { startEmbedded, defaultDataDir } = await import('../../embedded/embedded');
       const { resolveMountOptions } = await import('../../fuse/client-options');
-      const { parseSize } = await import('../../common/config');
+      const { parseDuration, parseSize } = await import('../../common/config');
       const path = await import('node:path');
       const dataDir = path.resolve(flags.data ?? process.env.KURVE_DATA ?? defaultDataDir());
       const client = resolveMountOptions(
@@ -74,6 +76,7 @@ Examples:
         dataDir, mountpoint, listen: flags.listen, metrics: flags.metrics, fsName: flags.fs, client,
         chunkSize: flags.chunkSize ? parseSize(flags.chunkSize) : undefined,
         token: flags.token ?? process.env.KURVE_TOKEN,
+        namespace: flags.unlinkGrace ? { unlinkGraceMs: parseDuration(flags.unlinkGrace) } : undefined,
       });
       process.stderr.write(
         `kurve: "${k.fs.name}" mounted on ${k.mount?.mountpoint} (data ${dataDir}` +
