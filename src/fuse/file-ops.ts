@@ -140,8 +140,9 @@ export class FileOps {
       // Orphan protection (unlink while open keeps the inode until our last release) costs two
       // fsync'ed metaserver commits per open/close, which would cut create rates to a third. So a
       // handle is registered only once it lived PROTECT_AFTER_MS — or at once, before any unlink
-      // or rename of ours (protectOpen). Left open: another client's unlink within that first
-      // second of a handle may purge the inode (data still read from our local cache if held).
+      // or rename of ours (protectOpen). Another client's unlink before the registration is
+      // covered by the metaserver's unlink grace (10 s by default): an unlinked file nobody
+      // holds is purged only after it, and our registration within it keeps the file.
       this.unprotected.add(st);
       st.sessionTimer = setTimeout(() => this.protect(st), PROTECT_AFTER_MS);
       st.sessionTimer.unref();
