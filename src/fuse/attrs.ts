@@ -46,14 +46,16 @@ export function toFuseAttr(a: Attr, local?: InodeData): FuseAttr {
  */
 function blocksOf(a: Attr, size: number, local?: InodeData): number {
   if ((a.mode & S_IFMT) !== S_IFREG) return Math.ceil(size / 512);
-  if (local && local.dataVersion >= 0 && (local.dirty.size > 0 || local.uploaded.size > 0 || local.sizeDirty)) {
+  // Writes through a passthrough handle are seen in the backing file only.
+  const pt = new Set(local?.passthroughWrittenChunks());
+  if (local && local.dataVersion >= 0 && (local.dirty.size > 0 || local.uploaded.size > 0 || local.sizeDirty || pt.size > 0)) {
     const cs = local.chunkSize;
     let bytes = 0;
     const seen = new Set<number>();
-    for (const i of [...local.dirty.keys(), ...local.uploaded.keys(), ...local.refs.keys()]) {
+    for (const i of [...local.dirty.keys(), ...local.uploaded.keys(), ...pt, ...local.refs.keys()]) {
       if (seen.has(i) || i * cs >= size) continue;
       seen.add(i);
-      const written = local.dirty.has(i) || local.uploaded.has(i);
+      const written = local.dirty.has(i) || local.uploaded.has(i) || pt.has(i);
       const held = local.zeroed.has(i) ? 0 : written ? cs : local.refs.get(i)!.length;
       bytes += roundBlock(Math.min(held, size - i * cs));
     }

@@ -71,6 +71,17 @@ export class InodeData {
     this.mtimeValue = t;
   }
 
+  /**
+   * The chunks holding data in the backing file when writes through a writable passthrough
+   * handle changed it since the snapshot (st_blocks counts them as written); otherwise undefined.
+   */
+  passthroughWrittenChunks(): number[] | undefined {
+    if (this.writablePtHandles === 0 || !this.ptSnapshot || this.backing.closed) return undefined;
+    const now = this.backing.stat();
+    if (now.mtimeNs === this.ptSnapshot.mtimeNs && now.size === this.ptSnapshot.size) return undefined;
+    return this.backing.dataChunks(this.chunkSize, now.size);
+  }
+
   get handles(): number {
     return this.daemonHandles + this.ptHandles;
   }
