@@ -40,6 +40,17 @@ describeIf([whyNoFuse()], 'coherent long-lived kernel caching', () => {
     return n;
   };
 
+  /** Waits until `d` has received no change event for 200 ms (so no invalidation is still coming). */
+  const quiet = async (d: Daemon): Promise<void> => {
+    let last = -1;
+    for (let i = 0; i < 100; i++) {
+      const n = await d.metric('kurve_client_change_events_total');
+      if (n === last) return;
+      last = n;
+      await sleep(200);
+    }
+  };
+
   beforeAll(async () => {
     // BPF on where it can load (cross-check); the mount works without it.
     a = await kurveUp({ args: ['--entry-timeout', '1h', '--attr-timeout', '1h'] });
@@ -167,7 +178,7 @@ out(h)`) as string[];
     const d = path.join(b.mountpoint, 'listed');
     await fsp.mkdir(path.join(a.mountpoint, 'listed'));
     for (let i = 0; i < 300; i++) await fsp.writeFile(path.join(a.mountpoint, 'listed', `f${i}`), '');
-    await sleep(300); // the creates' change events have reached B
+    await quiet(b); // the creates' change events have reached B
     expect(py(`out(len(os.listdir(${J(d)})))`)).toBe(300);
     const before = await requests(b, 'READDIR', 'READDIRPLUS');
     expect(py(`out([len(os.listdir(${J(d)})) for _ in range(5)])`)).toEqual([300, 300, 300, 300, 300]);
@@ -186,7 +197,7 @@ out([a, 'mine' in os.listdir(p), len(os.listdir(p))])`)).toEqual([true, false, 3
     const db = path.join(b.mountpoint, 'listed2');
     await fsp.mkdir(da);
     await fsp.writeFile(path.join(da, 'keep'), '');
-    await sleep(300);
+    await quiet(b);
     // Cached in B's kernel (listed twice, the second from the cache).
     expect(py(`out([sorted(os.listdir(${J(db)})) for _ in range(2)])`)).toEqual([['keep'], ['keep']]);
     const steps: Array<[string, string[]]> = [
@@ -198,12 +209,56 @@ out([a, 'mine' in os.listdir(p), len(os.listdir(p))])`)).toEqual([true, false, 3
     for (const [act, want] of steps) {
       const ms = timeVisible(act, `sorted(os.listdir(${J(db)})) == ${J(want)}`);
       expect({ act, ms: ms >= 0 && ms <= 100 }).toEqual({ act, ms: true });
-      // And it is cached again afterwards.
+      // And it is cached again afterwards (once the act's last event, e.g. a rename's second, is in).
+      await quiet(b);
+      expect(py(`out(sorted(os.listdir(${J(db)})))`)).toEqual(want);
       const before = await requests(b, 'READDIR', 'READDIRPLUS');
       expect(py(`out(sorted(os.listdir(${J(db)})))`)).toEqual(want);
       expect(await requests(b, 'READDIR', 'READDIRPLUS')).toBe(before);
     }
     expect(await b.metric('kurve_client_invalidations_total', 'kind="dir"')).toBeGreaterThan(0);
+  });
+
+  it('listings through one mount while the other creates and unlinks: the final listing is exact within 100 ms', async () => {
+    const da = path.join(a.mountpoint, 'churn');
+    const db = path.join(b.mountpoint, 'churn');
+    await fsp.mkdir(da);
+    // B lists continuously (filling and refilling its kernel's listing cache, racing every
+    // invalidation) while A creates 300 names and unlinks every third; then B must converge.
+    const r = py(`
+import threading, time
+da, db = ${J(da)}, ${J(db)}
+stop = False
+lists = 0
+def lister():
+    global lists
+    while not stop:
+        os.listdir(db)
+        lists += 1
+t = threading.Thread(target=lister)
+t.start()
+for i in range(300):
+    open(os.path.join(da, 'c%d' % i), 'w').close()
+    if i % 3 == 2:
+        os.unlink(os.path.join(da, 'c%d' % (i - 1)))
+want = sorted(os.listdir(da))
+stop = True
+t.join()
+t0 = time.monotonic()
+seen = -1
+while time.monotonic() - t0 < 3:
+    if sorted(os.listdir(db)) == want:
+        seen = (time.monotonic() - t0) * 1000
+        break
+    time.sleep(0.002)
+out([len(want), lists > 10, seen])`, { timeoutMs: 60_000 }) as [number, boolean, number];
+    expect(r[0]).toBe(200);
+    expect(r[1]).toBe(true);
+    expect(r[2]).toBeGreaterThanOrEqual(0);
+    expect(r[2]).toBeLessThanOrEqual(100);
+    // And it stays exact (no stale cache refilled after the last invalidation).
+    await quiet(b);
+    expect(py(`out(len(os.listdir(${J(db)})))`)).toBe(200);
   });
 
   it('`ls -l` of a directory asks the daemon for the ACL and SELinux xattrs once, not per file', async () => {
