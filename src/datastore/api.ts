@@ -24,6 +24,20 @@ export interface PutOptions {
   readonly deferSync?: boolean;
 }
 
+/** One stored object, as listed (for the metaserver's sweep of unreferenced objects). */
+export interface ListedObject {
+  readonly key: ChunkKey;
+  readonly length: number;
+  /** When it was written (ms since the epoch). */
+  readonly mtimeMs: number;
+}
+
+export interface ObjectPage {
+  readonly objects: ListedObject[];
+  /** Pass as `after` for the next page; undefined when the listing is complete. */
+  readonly next?: string;
+}
+
 export interface DataService {
   /**
    * Stores a whole chunk object atomically (a reader never sees half of it). `crc32c`, when given,
@@ -40,4 +54,9 @@ export interface DataService {
   deleteInode(fsId: number, ino: number): Promise<number>;
   deleteMany(keys: ChunkKey[]): Promise<number>;
   stats(): Promise<DataStats>;
+  /**
+   * Optional: every object, a page at a time in a stable order (`after` = the previous page's
+   * `next`). Objects written while a listing runs may or may not appear in it.
+   */
+  list?(after: string | undefined, limit: number): Promise<ObjectPage>;
 }

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { Errno, ErrnoName, fsError, FsError } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import { counter, gauge } from '../common/metrics';
-import { ChunkKey, DataService, DataStats, PutOptions } from './api';
+import { ChunkKey, DataService, DataStats, ListedObject, ObjectPage, PutOptions } from './api';
 import { checksums, ChecksumError, decodeFixedHeader, decodeHeader, encodeHeader, HEADER_BYTES, verifyBlocks } from './chunk-format';
 
 const log = moduleLogger('datastore');
@@ -394,6 +394,47 @@ export class ChunkStore implements DataService {
     for (const k of keys) if (await this.remove(this.objectPath(k))) n++;
     this.publish();
     return n;
+  }
+
+  /**
+   * Objects in path order (fs / ino hash / ino / index.version), `limit` at a time; `after` is
+   * the previous page's `next` (the relative path of its last object).
+   */
+  async list(after: string | undefined, limit: number): Promise<ObjectPage> {
+    if (!Number.isInteger(limit) || limit < 1) throw fsError('EINVAL', `list limit ${limit} must be at least 1`);
+    const from = after ? after.split('/') : [];
+    if (from.length !== 0 && from.length !== 5) throw fsError('EINVAL', `list: bad continuation '${after}'`);
+    const objects: ListedObject[] = [];
+    let last: string[] | undefined;
+    const walk = async (dir: string, depth: number, rel: string[], bound: string[] | undefined): Promise<boolean> => {
+      let names: string[];
+      try {
+        names = (await fs.promises.readdir(dir)).sort();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return true;
+        throw err;
+      }
+      for (const name of names) {
+        const b = bound?.[0];
+        if (b !== undefined && (depth === 4 ? name <= b : name < b)) continue;
+        const p = path.join(dir, name);
+        if (depth < 4) {
+          if (!(await walk(p, depth + 1, [...rel, name], b === name ? bound!.slice(1) : undefined))) return false;
+          continue;
+        }
+        const m = /^(\d+)\.(\d+)$/.exec(name);
+        const [fsId, , , ino] = rel.map(Number);
+        if (!m || !Number.isSafeInteger(fsId) || !Number.isSafeInteger(ino)) continue;
+        const st = await fs.promises.stat(p).catch(() => undefined);
+        if (!st) continue; // deleted meanwhile
+        objects.push({ key: { fsId, ino, index: Number(m[1]), version: Number(m[2]) }, length: st.size, mtimeMs: Math.floor(st.mtimeMs) });
+        last = [...rel, name];
+        if (objects.length >= limit) return false;
+      }
+      return true;
+    };
+    const complete = await walk(this.objects, 0, [], from.length ? from : undefined);
+    return complete ? { objects } : { objects, next: last!.join('/') };
   }
 
   async stats(): Promise<DataStats> {

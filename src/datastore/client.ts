@@ -8,7 +8,7 @@ import { ClientOptions, clientChannelOptions, unary } from '../common/rpc';
 import { rpcFsError } from '../common/service';
 import { DatastoreClient, PutRequest } from '../gen/datastore';
 import { DatastoreWireClient } from './wire';
-import { ChunkKey, DataService, DataStats } from './api';
+import { ChunkKey, DataService, DataStats, ObjectPage } from './api';
 import { formatKey, validateKey } from './chunk-store';
 import { PIECE_BYTES } from './service';
 
@@ -101,6 +101,12 @@ export class DataClient implements DataService {
 
   async stats(): Promise<DataStats> {
     return this.call(this.client.stats, {});
+  }
+
+  async list(after: string | undefined, limit: number): Promise<ObjectPage> {
+    const r = await this.call(this.client.list, { after: after ?? '', limit });
+    const objects = r.objects.filter((o) => o.key).map((o) => ({ key: o.key!, length: o.length, mtimeMs: o.mtimeMs }));
+    return r.next ? { objects, next: r.next } : { objects };
   }
 
   close(): void {

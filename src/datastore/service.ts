@@ -12,6 +12,8 @@ import { MAX_OBJECT_BYTES, ChunkStore, validateKey } from './chunk-store';
 export const PIECE_BYTES = 1024 * 1024;
 /** Most keys one DeleteMany may carry. */
 export const MAX_DELETE_KEYS = 100_000;
+/** Most objects one List page returns. */
+export const MAX_LIST = 10_000;
 
 async function receivePut(requests: AsyncIterable<PutRequest>, ctx: CallContext, maxBytes: number) {
   let buf: Buffer | undefined;
@@ -73,6 +75,11 @@ export function datastoreHandlers(store: ChunkStore, maxObjectBytes = MAX_OBJECT
       return { deleted: await store.deleteMany(req.keys) };
     },
     stats: async () => store.stats(),
+    list: async (req) => {
+      const limit = Math.min(req.limit || MAX_LIST, MAX_LIST);
+      const page = await store.list(req.after || undefined, limit);
+      return { objects: page.objects, next: page.next ?? '' };
+    },
   };
 }
 

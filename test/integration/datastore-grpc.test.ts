@@ -100,6 +100,34 @@ describe('datastore over gRPC', () => {
     expect(after.usedBytes).toBeLessThan(before.usedBytes);
   });
 
+  it('lists every object once, page by page in a stable order, with length and mtime', async () => {
+    const keys = [
+      { fsId: 7, ino: 1, index: 0, version: 3 }, { fsId: 7, ino: 1, index: 1, version: 4 }, { fsId: 7, ino: 300, index: 2, version: 5 },
+      { fsId: 8, ino: 2, index: 0, version: 9 }, { fsId: 7, ino: 65536 + 1, index: 0, version: 6 },
+    ];
+    const before = Date.now() - 1000;
+    for (const k of keys) await client.put(k, Buffer.from(`obj-${k.version}`));
+    const seen: string[] = [];
+    let after: string | undefined;
+    let pages = 0;
+    do {
+      const page = await client.list(after, 2);
+      pages++;
+      for (const o of page.objects) {
+        if (o.key.fsId !== 7 && o.key.fsId !== 8) continue;
+        expect(o.mtimeMs).toBeGreaterThanOrEqual(before);
+        expect(o.length).toBeGreaterThan(0);
+        seen.push(`${o.key.fsId}/${o.key.ino}/${o.key.index}.${o.key.version}`);
+      }
+      after = page.next;
+    } while (after);
+    expect(seen.sort()).toEqual(keys.map((k) => `${k.fsId}/${k.ino}/${k.index}.${k.version}`).sort());
+    expect(pages).toBeGreaterThanOrEqual(3);
+    await client.deleteMany(keys);
+    const rest = await client.list(undefined, 10_000);
+    expect(rest.objects.filter((o) => o.key.fsId === 7 || o.key.fsId === 8)).toEqual([]);
+    expect(await failure(client.list('not/a/token', 10))).toBeInstanceOf(FsError);
+  });
   it('a byte flipped on disk makes the read fail with a clear error (EIO, checksum mismatch, the key)', async () => {
     const data = randomBytes(4 * MiB);
     const k = { fsId: 3, ino: 4242, index: 7, version: 9 };
