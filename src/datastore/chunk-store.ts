@@ -38,6 +38,11 @@ export interface ChunkStoreOptions {
   readonly maxObjectBytes?: number;
   /** fsync files and directories (default true; only benchmarks of the rest turn it off). */
   readonly sync?: boolean;
+  /**
+   * Objects put with deferSync are synced by flush(), and at the latest this long after their put
+   * (default 5 s, 0 = only by flush): bounds what a machine crash can take without an fsync.
+   */
+  readonly deferredSyncMs?: number;
 }
 
 const MAX_U32 = 0xffffffff;
@@ -121,12 +126,15 @@ export class ChunkStore implements DataService {
   private unsyncedDirs = new Set<string>();
   /** Deferred puts still running: flush() waits for them, so it covers every put before it. */
   private readonly deferredPuts = new Set<Promise<void>>();
+  private readonly deferredSyncMs: number;
+  private syncTimer?: NodeJS.Timeout;
 
   private constructor(readonly dir: string, opts: ChunkStoreOptions) {
     this.objects = path.join(dir, 'objects');
     this.tmp = path.join(dir, 'tmp');
     this.maxObjectBytes = opts.maxObjectBytes ?? MAX_OBJECT_BYTES;
     this.sync = opts.sync ?? true;
+    this.deferredSyncMs = opts.deferredSyncMs ?? 5000;
   }
 
   /** Opens (creating if needed) a store in `dir`: clears leftover temp files, counts objects. */
@@ -190,6 +198,13 @@ export class ChunkStore implements DataService {
     const tracked = p.catch(() => undefined);
     this.deferredPuts.add(tracked);
     void tracked.finally(() => this.deferredPuts.delete(tracked));
+    if (!this.syncTimer && this.deferredSyncMs > 0) {
+      this.syncTimer = setTimeout(() => {
+        this.syncTimer = undefined;
+        this.flush().catch((err: unknown) => log.error({ err: String(err) }, 'background sync of chunk objects failed'));
+      }, this.deferredSyncMs);
+      this.syncTimer.unref();
+    }
     return p;
   }
 
@@ -449,6 +464,8 @@ export class ChunkStore implements DataService {
 
   /** Waits for in-flight writes and deletes, and syncs deferred ones. No files stay open between calls. */
   async close(): Promise<void> {
+    clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
     await Promise.all([...this.locks.values()]);
     await this.flush();
   }

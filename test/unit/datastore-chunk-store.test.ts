@@ -172,6 +172,25 @@ describe('ChunkStore', () => {
     }
   });
 
+  it('deferred objects are synced in the background after deferredSyncMs without a flush()', async () => {
+    const bg = await ChunkStore.open(fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-ds-bg-')), { deferredSyncMs: 50 });
+    const probe = await fs.promises.open(dir, 'r');
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const spy = jest.spyOn(proto, 'sync');
+    try {
+      await bg.put(key(95), randomBytes(100), undefined, { deferSync: true });
+      expect(spy.mock.calls.length).toBe(0);
+      const t0 = Date.now();
+      while (spy.mock.calls.length < 2 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 10));
+      expect(spy.mock.calls.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      spy.mockRestore();
+      await bg.close();
+      fs.rmSync(bg.dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a write whose CRC32C does not match the data', async () => {
     const data = randomBytes(1000);
     await store.put(key(70), data, crc32c(data));
