@@ -407,6 +407,9 @@ export class KurveFs implements RawFileSystem {
     );
   }
 
+  /** Listings are cached by the kernel: fetch each one with its entries (see RawFileSystem). */
+  readonly readdirplusAlways = true;
+
   releasedir(_ctx: RequestContext, req: ReleaseIn): void {
     const h = this.dirs.release(req.fh);
     if (!h) return;

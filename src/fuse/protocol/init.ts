@@ -12,14 +12,14 @@ const log = moduleLogger('fuse');
 const PAGE = 4096;
 
 /** The flags we want, given what the file system implements and what the mount asked for. */
-export function wantedInitFlags(opts: { passthrough: boolean; readdirplus: boolean }): bigint {
+export function wantedInitFlags(opts: { passthrough: boolean; readdirplus: boolean; readdirplusAlways?: boolean }): bigint {
   let f = InitFlag.ASYNC_READ // several READs of one file in flight (readahead)
     | InitFlag.BIG_WRITES // WRITEs up to max_write, not 4 KiB
     | InitFlag.MAX_PAGES // max_pages below is honoured (1 MiB requests)
     | InitFlag.PARALLEL_DIROPS // lookups and readdirs of one directory run concurrently
     | InitFlag.ATOMIC_O_TRUNC // OPEN carries O_TRUNC instead of a separate SETATTR
     | InitFlag.INIT_EXT; // flags2 exists (passthrough lives there)
-  if (opts.readdirplus) f |= InitFlag.DO_READDIRPLUS | InitFlag.READDIRPLUS_AUTO;
+  if (opts.readdirplus) f |= InitFlag.DO_READDIRPLUS | (opts.readdirplusAlways ? 0n : InitFlag.READDIRPLUS_AUTO);
   if (opts.passthrough) f |= InitFlag.PASSTHROUGH;
   return f;
 }
@@ -32,7 +32,9 @@ export function negotiateInit(s: FuseSession, req: Request, buf: Buffer, n: numb
     void s.end('protocol mismatch');
     return;
   }
-  const flags = wantedInitFlags({ passthrough: s.opts.passthrough, readdirplus: s.fs.readdirplus !== undefined }) & kin.flags;
+  const flags = wantedInitFlags({
+    passthrough: s.opts.passthrough, readdirplus: s.fs.readdirplus !== undefined, readdirplusAlways: s.fs.readdirplusAlways === true,
+  }) & kin.flags;
   const passthrough = (flags & InitFlag.PASSTHROUGH) !== 0n;
   if (s.opts.passthrough && !passthrough) log.warn({ kernelFlags: kin.flags.toString(16) }, 'passthrough requested but the kernel does not offer it');
   const maxReadahead = Math.min(s.opts.maxReadahead, kin.maxReadahead);

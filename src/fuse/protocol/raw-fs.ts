@@ -321,6 +321,13 @@ export interface RawFileSystem {
   opendir?(ctx: RequestContext, req: OpenIn): Reply<OpenOut>;
   readdir?(ctx: RequestContext, req: ReaddirIn, out: DirentSink): Reply<void>;
   readdirplus?(ctx: RequestContext, req: ReaddirIn, out: DirentPlusSink): Reply<void>;
+  /**
+   * With readdirplus: every listing read is a READDIRPLUS (no READDIRPLUS_AUTO, where the kernel
+   * asks for attributes only at offset 0 and after lookups in the directory). For a file system
+   * whose listings the kernel caches (FOPEN_CACHE_DIR): a listing fetched once should bring its
+   * entries, or a later `ls -l` of the cached listing costs a LOOKUP per name.
+   */
+  readonly readdirplusAlways?: boolean;
   releasedir?(ctx: RequestContext, req: ReleaseIn): Reply<void>;
   fsyncdir?(ctx: RequestContext, req: FsyncIn): Reply<void>;
 
