@@ -45,8 +45,8 @@ export interface EmbeddedOptions {
   /** Metadata durability: 'written' (default; durable at fsync) or 'sync' (every change fsync'ed). */
   readonly durability?: 'sync' | 'written';
   readonly token?: string;
-  /** Namespace GC timings (unlink grace of unheld files). */
-  readonly namespace?: Pick<NamespaceOptions, 'unlinkGraceMs'>;
+  /** Namespace GC timings (unlink grace of unheld files, stray-object sweep). */
+  readonly namespace?: Pick<NamespaceOptions, 'unlinkGraceMs' | 'strayGraceMs' | 'sweepIntervalMs'>;
 }
 
 export interface EmbeddedHandle {

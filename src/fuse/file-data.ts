@@ -253,6 +253,7 @@ export class FileData implements Evictor {
     return st.serialize(async () => {
       if (st.mapStale && st.ptHandles === 0) await this.refreshLocked(st);
       while (st.uploading.size > 0) await Promise.all([...st.uploading.values()]);
+      this.adoptPassthroughWrites(st);
       const cs = this.d.chunkSize;
       if (size < st.size) {
         const partial = size % cs !== 0 ? Math.floor(size / cs) : -1;
@@ -275,6 +276,7 @@ export class FileData implements Evictor {
   async punch(st: InodeData, offset: number, len: number): Promise<void> {
     await st.serialize(async () => {
       if (st.mapStale && st.ptHandles === 0) await this.refreshLocked(st);
+      this.adoptPassthroughWrites(st);
       const end = Math.min(offset + len, st.size);
       if (end <= offset) return;
       const cs = this.d.chunkSize;
@@ -345,22 +347,29 @@ export class FileData implements Evictor {
     return now.size !== st.ptSnapshot.size || now.mtimeNs !== st.ptSnapshot.mtimeNs;
   }
 
-  private async uploadLocked(st: InodeData, force: boolean): Promise<Attr | undefined> {
-    if (this.passthroughWritten(st)) {
-      // We cannot know which bytes the kernel wrote: every chunk holding data may be dirty (see
-      // the policy in file-ops.ts). Chunks that are holes in the backing file were never written
-      // (a sparse file stays sparse); chunks with an object are re-uploaded whatever they hold.
-      const now = st.backing.stat();
-      st.backing.adoptSize(now.size);
-      if (now.size < st.size) this.dropBeyond(st, now.size);
-      st.size = now.size;
-      st.sizeDirty = true;
-      const touched = new Set(st.backing.dataChunks(this.d.chunkSize, now.size));
-      for (const i of st.refs.keys()) if (i < st.chunkCount()) touched.add(i);
-      for (const i of [...touched].sort((a, b) => a - b)) st.markDirty(i);
-      st.ptSnapshot = now;
-      st.localMtime = nowTimespec();
-    }
+  /**
+   * Brings the size and the dirty set up to what the kernel wrote through passthrough handles
+   * (it never told us): anything that reads st.size or the chunk sets calls this first.
+   */
+  adoptPassthroughWrites(st: InodeData): void {
+    if (!this.passthroughWritten(st)) return;
+    // We cannot know which bytes the kernel wrote: every chunk holding data may be dirty (see
+    // the policy in file-ops.ts). Chunks that are holes in the backing file were never written
+    // (a sparse file stays sparse); chunks with an object are re-uploaded whatever they hold.
+    const now = st.backing.stat();
+    st.backing.adoptSize(now.size);
+    if (now.size < st.size) this.dropBeyond(st, now.size);
+    st.size = now.size;
+    st.sizeDirty = true;
+    const touched = new Set(st.backing.dataChunks(this.d.chunkSize, now.size));
+    for (const i of st.refs.keys()) if (i < st.chunkCount()) touched.add(i);
+    for (const i of [...touched].sort((a, b) => a - b)) st.markDirty(i);
+    st.ptSnapshot = now;
+    st.localMtime = nowTimespec();
+  }
+
+  private async uploadLocked(st: InodeData, force: boolean, retried = false): Promise<Attr | undefined> {
+    this.adoptPassthroughWrites(st);
     if (!force && st.dirty.size === 0 && !st.sizeDirty) return undefined;
     const started = process.hrtime.bigint();
     // Early uploads of this inode's full chunks (see write()) finish first, so we can reuse them.
@@ -404,7 +413,11 @@ export class FileData implements Evictor {
         attr = await this.d.meta.commitData(this.d.fsId, st.ino, { chunks: refs, size, touch: true });
       } catch (err) {
         this.d.cancelCommit?.(st.ino, expected);
-        throw err;
+        // ESTALE: an upload older than the metaserver's stray grace (an early upload held back
+        // for long) may have been collected. Upload those chunks afresh, once.
+        if (toErrno(err) !== Errno.ESTALE || retried) throw err;
+        for (const [index] of group) st.uploaded.delete(index);
+        return this.uploadLocked(st, force, true);
       }
       commits.inc();
       this.d.committed?.(attr);

@@ -15,7 +15,7 @@ import type { Tx } from './txn';
 const log = moduleLogger('metaserver-gc');
 const gcDone = counter({
   name: 'kurve_metaserver_gc_items_total',
-  help: 'Garbage items processed, by kind (chunk, inode, unlinked, stray) and result (ok, retry)',
+  help: 'Garbage items processed, by kind (chunk, inode, unlinked) and result (ok, retry)',
   labelNames: ['kind', 'result'] as const,
 });
 const gcQueue = gauge({ name: 'kurve_metaserver_gc_queue_length', help: 'Garbage items waiting (as of the last GC pass)' });

@@ -30,6 +30,8 @@ export const T = {
 export const ALLOC_INO = 0x69;
 export const ALLOC_VERSION = 0x76;
 export const ALLOC_COOKIE = 0x63;
+/** The stray sweep's floor: versions below it may have been deleted if no chunk map held them (sweep.ts). */
+export const ALLOC_SWEPT = 0x73;
 
 const TWO32 = 0x1_0000_0000;
 

@@ -24,7 +24,8 @@ import * as data from './ns-data';
 import * as entries from './ns-entries';
 import { rename } from './ns-rename';
 import * as orphans from './orphans';
-import { Allocator } from './txn';
+import { StraySweeper, DEFAULT_STRAY_GRACE_MS } from './sweep';
+import { Allocator, ALLOCATOR_VERSION_BLOCK_MS } from './txn';
 
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 export const MAX_READDIR = 10_000;
@@ -42,6 +43,12 @@ export interface NamespaceOptions {
   readonly gcGraceMs?: number;
   /** How long an unlinked regular file nobody held waits before its purge (default 10 s; 0 = at once). */
   readonly unlinkGraceMs?: number;
+  /**
+   * Datastore objects no chunk map references are deleted once older than this (default 24 h;
+   * needs a datastore that can list; runs with the GC loop). See sweep.ts.
+   */
+  readonly strayGraceMs?: number;
+  readonly sweepIntervalMs?: number;
   readonly gcIntervalMs?: number;
   /** Start the background GC loop (default true). */
   readonly runGc?: boolean;
@@ -57,16 +64,25 @@ export type { CreateFsOptions };
 export class Namespace implements MetaService, MetaAdmin {
   private countTimer: NodeJS.Timeout | undefined;
 
-  private constructor(readonly engine: KvEngine, readonly core: Core, readonly feed: ChangeFeed, private readonly opts: NamespaceOptions) {}
+  private constructor(
+    readonly engine: KvEngine, readonly core: Core, readonly feed: ChangeFeed, private readonly opts: NamespaceOptions,
+    private readonly sweeper?: StraySweeper,
+  ) {}
 
   static async open(store: KvEngine, opts: NamespaceOptions = {}): Promise<Namespace> {
     const engine = meteredEngine(store);
     const feed = opts.feed ?? new InProcessFeed({ startRevision: await engine.revision(), ringSize: opts.feedRingSize });
     const gc = new GcQueue(engine, { datastore: opts.datastore, graceMs: opts.gcGraceMs, intervalMs: opts.gcIntervalMs, unlinkGraceMs: opts.unlinkGraceMs });
-    const core = new Core(engine, feed, new Allocator(engine), gc, { persistEvents: opts.persistEvents });
+    const strayGraceMs = opts.strayGraceMs ?? DEFAULT_STRAY_GRACE_MS;
+    const allocator = new Allocator(engine, undefined, Math.min(ALLOCATOR_VERSION_BLOCK_MS, Math.floor(strayGraceMs / 4)));
+    const core = new Core(engine, feed, allocator, gc, { persistEvents: opts.persistEvents });
     gc.settleUnlinked = (fsId, ino) => orphans.settleUnlinked(core, fsId, ino);
-    const ns = new Namespace(engine, core, feed, opts);
-    if (opts.runGc ?? true) gc.start();
+    const sweeper = opts.datastore ? new StraySweeper(engine, gc, opts.datastore, { graceMs: strayGraceMs, intervalMs: opts.sweepIntervalMs }) : undefined;
+    const ns = new Namespace(engine, core, feed, opts, sweeper);
+    if (opts.runGc ?? true) {
+      gc.start();
+      sweeper?.start();
+    }
     if (engine.count) {
       ns.countTimer = setInterval(() => ns.refreshCounts().catch(() => undefined), 15_000);
       ns.countTimer.unref();
@@ -283,9 +299,15 @@ export class Namespace implements MetaService, MetaAdmin {
     return this.core.gc.runOnce(now);
   }
 
+  /** One stray-object sweep pass now (tests, admin); 0 without a listing datastore. */
+  sweepStrays(now?: number): Promise<number> {
+    return this.sweeper?.sweepOnce(now) ?? Promise.resolve(0);
+  }
+
   /** Stops background work and ends subscriptions; the engine stays open (its owner closes it). */
   async close(): Promise<void> {
     if (this.countTimer) clearInterval(this.countTimer);
+    await this.sweeper?.stop();
     await this.core.gc.stop();
     this.feed.close();
   }

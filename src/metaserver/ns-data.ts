@@ -4,8 +4,8 @@
 import { fsError } from '../common/errno';
 import type { Attr, ChunkRef, CommitDataRequest, DataMap } from './api';
 import type { Core } from './core';
-import { allocOf, decodeChunk, decodeInode, encodeChunk, InodeRec, isDir, isReg, nowTs, toAttr } from './inode';
-import { ALLOC_VERSION, chunkKey, chunkPrefix, inodeKey, keyU64b } from './keys';
+import { allocOf, decodeChunk, decodeInode, encodeChunk, InodeRec, isDir, isReg, nowTs, readU64Value, toAttr } from './inode';
+import { ALLOC_SWEPT, ALLOC_VERSION, allocKey, chunkKey, chunkPrefix, inodeKey, keyU64b } from './keys';
 import type { Tx } from './txn';
 
 /** Largest file size: 2^53 - 1 bytes would do, but keep index × chunkSize exact and sane. */
@@ -89,6 +89,9 @@ export async function commitData(core: Core, fsId: number, ino: number, req: Com
   return core.run(fsId, 'commitData', async (tx) => {
     const rec = await tx.mustInode(ino);
     requireRegular(rec, 'commitData');
+    // Versions below the stray sweep's floor may have been deleted as unreferenced (sweep.ts).
+    const floorRaw = req.chunks.length > 0 ? await tx.get(allocKey(fsId, ALLOC_SWEPT)) : undefined;
+    const floor = floorRaw ? readU64Value(floorRaw) : 0;
     // A record from before allocation was kept: count it once from the map (before any change below).
     rec.alloc ??= sumAlloc(await chunks(tx, ino));
     // Shrink first, so the new chunks below are never trimmed or dropped by it.
@@ -96,6 +99,9 @@ export async function commitData(core: Core, fsId: number, ino: number, req: Com
     for (const c of req.chunks) {
       const key = chunkKey(fsId, ino, c.index);
       const old = await tx.get(key);
+      if (c.version < floor && !(old && decodeChunk(c.index, old).version === c.version)) {
+        throw fsError('ESTALE', `commitData: chunk ${c.index} version ${c.version} is older than the stray sweep's floor ${floor}: upload it again`);
+      }
       if (old) {
         const prev = decodeChunk(c.index, old);
         rec.alloc -= allocOf(prev.length);

@@ -8,7 +8,7 @@ import { counter } from '../common/metrics';
 import type { KvEngine, KvEntry } from './engine';
 import type { EventDraft } from './feed';
 import { decodeInode, encodeInode, InodeRec, readU64Value, u64Value } from './inode';
-import { allocKey, inodeKey } from './keys';
+import { ALLOC_VERSION, allocKey, inodeKey } from './keys';
 
 const conflicts = counter({
   name: 'kurve_metaserver_txn_conflicts_total',
@@ -173,22 +173,28 @@ export async function runTx<T>(
   }
 }
 
+/** Longest a reserved block of chunk versions is used by default (must stay below the stray grace). */
+export const ALLOCATOR_VERSION_BLOCK_MS = 60_000;
+
 /**
  * Hands out numbers (inodes, chunk versions) from blocks reserved in the store with one
  * compare-and-swap per block, so allocating costs no store round trip. Numbers of a block not used
  * before a restart are skipped, never reused.
  */
 export class Allocator {
-  private readonly blocks = new Map<string, { next: number; limit: number }>();
+  private readonly blocks = new Map<string, { next: number; limit: number; at: number }>();
   private readonly reserving = new Map<string, Promise<void>>();
 
-  constructor(private readonly engine: KvEngine, private readonly blockSize = 1024) {}
+  constructor(private readonly engine: KvEngine, private readonly blockSize = 1024, private readonly versionBlockMs = ALLOCATOR_VERSION_BLOCK_MS) {}
 
   async next(fsId: number, kind: number, count = 1): Promise<number> {
     const id = `${fsId}:${kind}`;
     for (;;) {
       const b = this.blocks.get(id);
-      if (b && b.next + count <= b.limit) {
+      // A chunk version block is retired after a while, so no version handed out now is older
+      // than the store's high-water mark of a minute ago (the stray sweep relies on it).
+      if (b && kind === ALLOC_VERSION && Date.now() - b.at > this.versionBlockMs) this.blocks.delete(id);
+      else if (b && b.next + count <= b.limit) {
         const first = b.next;
         b.next += count;
         return first;
@@ -214,7 +220,7 @@ export class Allocator {
         puts: [{ key, value: u64Value(limit) }],
       });
       if (res.succeeded) {
-        this.blocks.set(id, { next: start, limit });
+        this.blocks.set(id, { next: start, limit, at: Date.now() });
         return;
       }
     }

@@ -15,6 +15,8 @@ interface MetaserverFlags {
   createFs?: string[];
   gcGrace?: string;
   unlinkGrace?: string;
+  strayGrace?: string;
+  sweepInterval?: string;
 }
 
 export function register(program: Command): void {
@@ -33,6 +35,8 @@ export function register(program: Command): void {
     .option('--create-fs <id...>', 'create these file system ids (root directory) if missing')
     .option('--gc-grace <duration>', 'wait before deleting a replaced chunk object (readers may be mid-read)', `${DEFAULT_GC_GRACE_MS / 1000}s`)
     .option('--unlink-grace <duration>', 'keep an unlinked file no session had registered open this long (clients register lazily)', `${DEFAULT_UNLINK_GRACE_MS / 1000}s`)
+    .option('--stray-grace <duration>', 'delete datastore objects no chunk map references once older than this (needs --datastore)', '24h')
+    .option('--sweep-interval <duration>', 'how often to look for such objects (default: a quarter of --stray-grace, at most 1h)')
     .addHelpText('after', `
 Stops gracefully on SIGTERM/SIGINT: ends change-feed streams, lets in-flight calls finish, closes lmdb.
 Every acknowledged write is synced to disk before the reply. Check a stopped store with \`kurve fsck\`.
@@ -60,6 +64,8 @@ Examples:
       const namespace = {
         gcGraceMs: parseDuration(flags.gcGrace ?? `${DEFAULT_GC_GRACE_MS / 1000}s`),
         unlinkGraceMs: parseDuration(flags.unlinkGrace ?? `${DEFAULT_UNLINK_GRACE_MS / 1000}s`),
+        strayGraceMs: parseDuration(flags.strayGrace ?? '24h'),
+        sweepIntervalMs: flags.sweepInterval ? parseDuration(flags.sweepInterval) : undefined,
       };
       if (!flags.etcd && !flags.data) throw new Error('kurve metaserver needs --data DIR (lmdb) or --etcd HOST:PORT,...');
       const ms = flags.etcd

@@ -19,6 +19,7 @@ interface UpFlags {
   config?: string;
   token?: string;
   unlinkGrace?: string;
+  strayGrace?: string;
 }
 
 export function register(program: Command): void {
@@ -42,6 +43,7 @@ export function register(program: Command): void {
     .option('--config <file>', 'JSON config file (section "client" for mount options; also $KURVE_CONFIG)')
     .option('--token <token>', 'shared token gRPC clients must present (also $KURVE_TOKEN)')
     .option('--unlink-grace <duration>', 'an unlinked file no client had registered open is purged after this (default 10s)')
+    .option('--stray-grace <duration>', 'uploaded chunk objects no file references (a client died before committing) are deleted once older than this (default 24h)')
     .addHelpText('after', `
 Options also come from KURVE_* environment variables (e.g. KURVE_ENTRY_TIMEOUT=10m) and the config
 file; flags win over env, env over the file. Stop with Ctrl-C (or SIGTERM): dirty data is uploaded,
@@ -76,7 +78,10 @@ Examples:
         dataDir, mountpoint, listen: flags.listen, metrics: flags.metrics, fsName: flags.fs, client,
         chunkSize: flags.chunkSize ? parseSize(flags.chunkSize) : undefined,
         token: flags.token ?? process.env.KURVE_TOKEN,
-        namespace: flags.unlinkGrace ? { unlinkGraceMs: parseDuration(flags.unlinkGrace) } : undefined,
+        namespace: {
+          ...(flags.unlinkGrace ? { unlinkGraceMs: parseDuration(flags.unlinkGrace) } : {}),
+          ...(flags.strayGrace ? { strayGraceMs: parseDuration(flags.strayGrace) } : {}),
+        },
       });
       process.stderr.write(
         `kurve: "${k.fs.name}" mounted on ${k.mount?.mountpoint} (data ${dataDir}` +
