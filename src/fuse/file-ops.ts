@@ -306,6 +306,7 @@ export class FileOps {
 
   async fallocate(ino: number, req: FallocateIn): Promise<void> {
     const h = this.handles.need(req.fh);
+    this.data.adoptPassthroughWrites(h.st);
     const known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE;
     if (req.mode & ~known) throw new FsError(Errno.EOPNOTSUPP, `fallocate mode ${req.mode}`);
     if (req.offset < 0 || req.length <= 0) throw new FsError(Errno.EINVAL, 'fallocate range');
@@ -322,6 +323,7 @@ export class FileOps {
   async lseek(_ino: number, req: LseekIn): Promise<LseekOut> {
     const h = this.handles.need(req.fh);
     const st = h.st;
+    this.data.adoptPassthroughWrites(st);
     if (req.whence !== SEEK_DATA && req.whence !== SEEK_HOLE) throw new FsError(Errno.EINVAL, `whence ${req.whence}`);
     const size = st.size;
     if (req.offset < 0) throw new FsError(Errno.ENXIO, 'negative offset');

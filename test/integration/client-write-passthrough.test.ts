@@ -77,6 +77,35 @@ out(res)`);
     expect(r).toEqual([12 * MiB + 3, 4 * MiB, 12 * MiB, 'start', 'end', true]);
   });
 
+  it('ftruncate, fallocate and lseek on a file open for passthrough writes act on what the kernel wrote', async () => {
+    const pa = path.join(a.mountpoint, 'pt-setsize.bin');
+    const r = py(`
+p = ${J(pa)}
+fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)
+os.write(fd, b'a' * ${5 * MiB})
+os.ftruncate(fd, 0)                               # must not be taken for a no-op
+s0 = os.fstat(fd).st_size
+os.write(fd, b'b' * ${9 * MiB})                   # at offset 5 MiB: [0, 5 MiB) reads as zeros
+os.ftruncate(fd, ${7 * MiB})
+s1 = os.fstat(fd).st_size
+C(libc.fallocate(fd, 0, 0, ${MiB}))               # mode 0 inside the file: the size stays
+s2 = os.fstat(fd).st_size
+C(libc.fallocate(fd, 3, ${6 * MiB}, 10))          # punch 10 bytes of written data
+hole = os.pread(fd, 12, ${6 * MiB} - 1)
+data = os.lseek(fd, 0, os.SEEK_DATA)
+os.close(fd)
+out([s0, s1, s2, list(hole), data])`) as [number, number, number, number[], number];
+    expect(r.slice(0, 3)).toEqual([0, 7 * MiB, 7 * MiB]);
+    expect(r[3]).toEqual([0x62, ...Array(10).fill(0), 0x62]);
+    expect(r[4]).toBeLessThanOrEqual(5 * MiB);
+    const got = await fsp.readFile(path.join(b.mountpoint, 'pt-setsize.bin'));
+    expect(got.length).toBe(7 * MiB);
+    expect(got.subarray(0, 5 * MiB).every((x) => x === 0)).toBe(true);
+    expect(got.subarray(5 * MiB, 6 * MiB).every((x) => x === 0x62)).toBe(true);
+    expect(got.subarray(6 * MiB, 6 * MiB + 10).every((x) => x === 0)).toBe(true);
+    expect(got.subarray(6 * MiB + 10).every((x) => x === 0x62)).toBe(true);
+  });
+
   it('mixed opens share one mode: a second writer and a reader join passthrough, all data arrives', async () => {
     const pa = path.join(a.mountpoint, 'pt-mixed.bin');
     const w0 = await writes(a);
