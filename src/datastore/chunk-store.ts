@@ -82,6 +82,21 @@ async function writeFully(fh: fs.promises.FileHandle, bufs: Buffer[]): Promise<v
   }
 }
 
+function writeFullySync(fd: number, bufs: Buffer[]): void {
+  const total = bufs.reduce((n, b) => n + b.length, 0);
+  let done = fs.writevSync(fd, bufs);
+  if (done === total) return;
+  const all = Buffer.concat(bufs);
+  while (done < total) {
+    const n = fs.writeSync(fd, all, done, total - done, done);
+    if (n === 0) throw fsError('EIO', 'write made no progress');
+    done += n;
+  }
+}
+
+/** Objects up to this size, when no fsync is due at once, are written with synchronous calls. */
+const SYNC_PUT_BYTES = 256 * 1024;
+
 /** fsyncs that flush() runs at once (the libuv threadpool has 4 threads). */
 const SYNC_PARALLELISM = 4;
 
@@ -128,6 +143,9 @@ export class ChunkStore implements DataService {
   private readonly deferredPuts = new Set<Promise<void>>();
   private readonly deferredSyncMs: number;
   private syncTimer?: NodeJS.Timeout;
+  /** Temp names: a random prefix per store (two stores never share one) and a counter. */
+  private readonly tmpPrefix = `${randomBytes(6).toString('hex')}-`;
+  private tmpSeq = 0;
 
   private constructor(readonly dir: string, opts: ChunkStoreOptions) {
     this.objects = path.join(dir, 'objects');
@@ -221,7 +239,52 @@ export class ChunkStore implements DataService {
     }
     const header = encodeHeader(data, actual, sums.blockCrcs);
     const target = this.objectPath(key);
-    const tmp = path.join(this.tmp, `${randomBytes(8).toString('hex')}.tmp`);
+    const tmp = path.join(this.tmp, `${this.tmpPrefix}${++this.tmpSeq}.tmp`);
+    if (data.length <= SYNC_PUT_BYTES && (defer || !this.sync) && !this.locks.has(target)) {
+      this.putSmallSync(target, tmp, header, data, defer);
+    } else {
+      await this.putAsync(target, tmp, header, data, defer);
+    }
+    bytesTotal.labels('put').inc(data.length);
+    this.publish();
+  }
+
+  /**
+   * A small object without an fsync to wait for, written with synchronous calls: a few page-cache
+   * writes and a rename take tens of µs, while the same calls through the libuv threadpool cost
+   * a thread hand-off each (measured ~1.2 ms per small put of `cp -a` into `kurve up`, ~7 hops).
+   * Nothing else runs meanwhile, so no other operation on this key can interleave (the caller
+   * checked that none is in flight).
+   */
+  private putSmallSync(target: string, tmp: string, header: Buffer, data: Buffer, defer: boolean): void {
+    const fd = fs.openSync(tmp, 'wx', 0o644);
+    try {
+      writeFullySync(fd, [header, data]);
+    } catch (err) {
+      fs.closeSync(fd);
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+    fs.closeSync(fd);
+    const dir = path.dirname(target);
+    let created = fs.mkdirSync(dir, { recursive: true });
+    const old = fs.statSync(target, { throwIfNoEntry: false });
+    try {
+      fs.renameSync(tmp, target);
+    } catch (err) {
+      // deleteInode may have removed the (then empty) directory between mkdir and rename.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      created = fs.mkdirSync(dir, { recursive: true }) ?? created;
+      fs.renameSync(tmp, target);
+    }
+    if (defer) {
+      this.unsyncedFiles.add(target);
+      for (const d of this.dirsToSync(dir, created)) this.unsyncedDirs.add(d);
+    }
+    this.account(old?.size, header.length + data.length);
+  }
+
+  private async putAsync(target: string, tmp: string, header: Buffer, data: Buffer, defer: boolean): Promise<void> {
     const fh = await fs.promises.open(tmp, 'wx', 0o644);
     try {
       await writeFully(fh, [header, data]);
@@ -244,12 +307,15 @@ export class ChunkStore implements DataService {
       } else if (this.sync) {
         await this.syncDirs(this.dirsToSync(dir, created));
       }
-      if (old) this.used -= old.size;
-      else this.count++;
-      this.used += size;
+      this.account(old?.size, size);
     });
-    bytesTotal.labels('put').inc(data.length);
-    this.publish();
+  }
+
+  /** Counters for an object of `size` bytes written over one of `oldSize` (undefined = new). */
+  private account(oldSize: number | undefined, size: number): void {
+    if (oldSize !== undefined) this.used -= oldSize;
+    else this.count++;
+    this.used += size;
   }
 
   /** The object's directory, and every directory mkdir just created up to the existing one. */

@@ -297,6 +297,16 @@ describeIf([whyNotRoot()], 'ChunkStore on a full file system', () => {
       expect(st.capacityBytes).toBe(2 * 1024 * 1024);
       expect(st.objects).toBe(1);
       await store.close();
+      // Small deferred puts are written with synchronous calls: the same ENOSPC, no temp file left.
+      const small = await ChunkStore.open(dir);
+      await small.put(k(3), randomBytes(900 * 1024), undefined, { deferSync: true });
+      const err2 = await errnoOf(small.put(k(4), randomBytes(200 * 1024), undefined, { deferSync: true }));
+      expect(err2.errno).toBe(Errno.ENOSPC);
+      expect(err2.message).toContain('writing chunk fs=1 ino=4');
+      expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
+      expect((await small.stats()).objects).toBe(2);
+      expect((await errnoOf(small.get(k(4)))).errno).toBe(Errno.ENOENT);
+      await small.close();
     } finally {
       execFileSync('umount', [dir]);
       fs.rmSync(dir, { recursive: true, force: true });
