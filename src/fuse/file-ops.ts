@@ -45,6 +45,29 @@ interface FileHandle {
   lastEnd: number;
 }
 
+/**
+ * The first data byte (or hole byte) of chunk `i` within [lo, hi), if any. Where the local backing
+ * file holds the chunk (or it is a hole: see BackingFile's invariant), the backing file's own
+ * SEEK_DATA/SEEK_HOLE says it to the byte (page); elsewhere the chunk's object is data up to its
+ * stored length and a hole after it (a punched-out chunk stores 0 bytes).
+ */
+function seekInChunk(st: InodeData, i: number, lo: number, hi: number, want: 'data' | 'hole'): number | undefined {
+  const cs = st.chunkSize;
+  if (st.isLocal(i)) {
+    const r = st.backing.seek(lo, want);
+    if (r !== undefined) {
+      if (want === 'data') return r >= 0 && r < hi ? r : undefined;
+      return r < hi ? Math.max(r, lo) : undefined;
+    }
+    // The local file system cannot tell: a chunk we hold or wrote counts as data.
+    const data = st.present.has(i) || st.dirty.has(i);
+    return data === (want === 'data') ? lo : undefined;
+  }
+  const end = i * cs + (st.refs.get(i)?.length ?? 0);
+  if (want === 'data') return lo < end ? lo : undefined;
+  return end < hi ? Math.max(end, lo) : undefined;
+}
+
 export class FileOps {
   private readonly handles = new HandleTable<FileHandle>();
   private readonly pendingSession = new Set<Promise<void>>();
@@ -328,14 +351,16 @@ export class FileOps {
     const size = st.size;
     if (req.offset < 0) throw new FsError(Errno.ENXIO, 'negative offset');
     if (req.offset >= size) throw new FsError(Errno.ENXIO, 'offset at or past EOF');
-    // Data and holes at chunk granularity: a chunk with an object or local writes is data.
+    const want = req.whence === SEEK_DATA ? 'data' : 'hole';
     const cs = st.chunkSize;
-    const isData = (i: number): boolean => st.refs.has(i) || st.dirty.has(i);
     const n = st.chunkCount();
     for (let i = Math.floor(req.offset / cs); i < n; i++) {
-      if (isData(i) === (req.whence === SEEK_DATA)) return { offset: Math.min(Math.max(req.offset, i * cs), size) };
+      const lo = Math.max(req.offset, i * cs);
+      const hi = Math.min((i + 1) * cs, size);
+      const found = seekInChunk(st, i, lo, hi, want);
+      if (found !== undefined) return { offset: found };
     }
-    if (req.whence === SEEK_HOLE) return { offset: size };
+    if (want === 'hole') return { offset: size };
     throw new FsError(Errno.ENXIO, 'no data past offset');
   }
 

@@ -247,6 +247,26 @@ out([len(b), b[:${4 * MiB}] == b'Z' * ${4 * MiB}, b[${4 * MiB}:${8 * MiB}] == by
         await fh.close();
       }
     });
+    it('SEEK_HOLE on another client: a punched-out chunk is a hole, a stored chunk data to its length', async () => {
+      const d = await fresh();
+      const p = path.join(d, 'f');
+      await fsp.writeFile(p, Buffer.alloc(10 * MiB, 0x33));
+      py(`
+fd = os.open(${J(p)}, os.O_RDWR)
+C(libc.fallocate(fd, 3, ${4 * MiB}, ${4 * MiB}))
+os.close(fd)
+out(0)`);
+      await waitFor('the second client to see the file', () => fs.existsSync(onB(p)), 2000);
+      const seek = `
+fd = os.open(${J(onB(p))}, os.O_RDONLY)
+r = [os.lseek(fd, 0, os.SEEK_HOLE), os.lseek(fd, ${4 * MiB}, os.SEEK_DATA), os.lseek(fd, ${8 * MiB}, os.SEEK_HOLE), os.lseek(fd, ${5 * MiB}, os.SEEK_HOLE)]
+os.close(fd)
+out(r)`;
+      // Before and after the second client fetched the data into its own cache.
+      const before = py(seek);
+      await fsp.readFile(onB(p));
+      expect([before, py(seek)]).toEqual([[4 * MiB, 8 * MiB, 10 * MiB, 5 * MiB], [4 * MiB, 8 * MiB, 10 * MiB, 5 * MiB]]);
+    });
     it('an unlinked file nobody has open is purged once the grace is over', async () => {
       const d = await fresh();
       const p = path.join(d, 'gone');
@@ -255,6 +275,34 @@ out([len(b), b[:${4 * MiB}] == b'Z' * ${4 * MiB}, b[${4 * MiB}:${8 * MiB}] == by
       expect(objectsOf(ino).length).toBe(1);
       await fsp.unlink(p);
       await waitFor('the objects to be deleted after the unlink grace', () => objectsOf(ino).length === 0, 8000, 100);
+    });
+  });
+
+  describe('SEEK_DATA/SEEK_HOLE to the page where the data is local', () => {
+    it('writes not yet flushed: the written 4 KiB is the only data', async () => {
+      const p = path.join(await fresh(), 'f');
+      const r = py(`
+fd = os.open(${J(p)}, os.O_RDWR | os.O_CREAT)
+os.ftruncate(fd, ${6 * MiB})
+os.pwrite(fd, b'q' * 4096, ${MiB})
+os.pwrite(fd, b'r' * 8192, ${5 * MiB})
+r = [os.lseek(fd, 0, os.SEEK_DATA), os.lseek(fd, ${MiB}, os.SEEK_HOLE), os.lseek(fd, ${MiB + 4096}, os.SEEK_DATA), os.lseek(fd, ${5 * MiB}, os.SEEK_HOLE), E(os.lseek, fd, ${5 * MiB + 8192}, os.SEEK_DATA)]
+os.close(fd)
+out(r)`);
+      expect(r).toEqual([MiB, MiB + 4096, 5 * MiB, 5 * MiB + 8192, 'ENXIO']);
+    });
+    it('after close and reopen on the same client: the same extents', async () => {
+      const p = path.join(await fresh(), 'f');
+      const fh = await fsp.open(p, 'w');
+      await fh.write(Buffer.alloc(4096, 1), 0, 4096, 2 * MiB);
+      await fh.truncate(3 * MiB);
+      await fh.close();
+      const r = py(`
+fd = os.open(${J(p)}, os.O_RDONLY)
+r = [os.lseek(fd, 0, os.SEEK_DATA), os.lseek(fd, ${2 * MiB}, os.SEEK_HOLE), os.lseek(fd, 0, os.SEEK_HOLE), E(os.lseek, fd, ${2 * MiB + 4096}, os.SEEK_DATA)]
+os.close(fd)
+out(r)`);
+      expect(r).toEqual([2 * MiB, 2 * MiB + 4096, 0, 'ENXIO']);
     });
   });
 

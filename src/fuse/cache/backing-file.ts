@@ -112,6 +112,19 @@ export class BackingFile {
     return out;
   }
 
+  /**
+   * lseek(SEEK_DATA or SEEK_HOLE) from `pos`: the offset found; -1 when there is no data at or
+   * past `pos` (ENXIO); undefined when the file system cannot tell or the file is closed. A file
+   * never created yet is all hole.
+   */
+  seek(pos: number, what: 'data' | 'hole'): number | undefined {
+    if (this.fdValue === -1) return undefined;
+    if (this.fdValue === -2) return what === 'data' ? -1 : Math.max(pos, this.sizeValue);
+    const r = lseek(this.fdValue, pos, what === 'data' ? SEEK_DATA : SEEK_HOLE);
+    if (r >= 0) return r;
+    return koffi.errno() === ENXIO ? -1 : undefined;
+  }
+
   /** Size and mtime as the kernel left them (passthrough writes bypass the daemon). */
   stat(): { size: number; mtimeNs: bigint } {
     const st = fs.fstatSync(this.fd, { bigint: true });
