@@ -28,6 +28,8 @@ export interface FileDataDeps {
   readonly committed?: (attr: Attr) => void;
 }
 
+/** Chunks up to this size are read from the backing file for upload without leaving the event loop. */
+const SYNC_READ_BYTES = 256 * 1024;
 /** Uploads leave the datastore's fsyncs to syncData() (fsync, O_SYNC, unmount): close stays cheap. */
 const DEFER_SYNC: PutOptions = { deferSync: true };
 /** How many chunk uploads (or downloads for one read) run at once. */
@@ -392,7 +394,9 @@ export class FileData implements Evictor {
       const whole = this.takeBuffer();
       try {
         const buf = whole.subarray(0, ref.length);
-        const n = await st.backing.readAsync(buf, ref.index * cs);
+        // A small chunk is read at once (a page-cache copy of tens of µs); a thread hand-off would
+        // cost more than the read.
+        const n = ref.length <= SYNC_READ_BYTES ? st.backing.read(buf, ref.index * cs) : await st.backing.readAsync(buf, ref.index * cs);
         if (n < ref.length) buf.fill(0, n);
         await this.d.data.put({ fsId: this.d.fsId, ino: st.ino, index: ref.index, version: ref.version }, buf, undefined, DEFER_SYNC);
       } finally {
