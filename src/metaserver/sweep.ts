@@ -18,7 +18,7 @@ import { counter } from '../common/metrics';
 import type { KvEngine } from './engine';
 import type { GcQueue } from './gc';
 import { decodeChunk, decodeFs, readU64Value, u64Value } from './inode';
-import { ALLOC_SWEPT, ALLOC_VERSION, allFsPrefix, allocKey, chunkKey } from './keys';
+import { ALLOC_SWEPT, ALLOC_VERSION, allFsPrefix, allocKey, chunkPrefix, keyU64b } from './keys';
 
 const log = moduleLogger('metaserver-sweep');
 const swept = counter({
@@ -105,12 +105,23 @@ export class StraySweeper {
       if (this.closing) break;
       const page = await list(after, PAGE);
       const victims: ChunkKey[] = [];
+      // One read of an inode's chunk map serves all its objects on the page (listed together).
+      let mapOf = '';
+      let map = new Map<number, number>();
       for (const { key, mtimeMs } of page.objects) {
         const floor = floors.get(key.fsId);
         if (floor === undefined || key.version >= floor || mtimeMs > cutoff) continue;
-        if (skipIno.has(`${key.fsId}/${key.ino}`) || skipObj.has(`${key.fsId}/${key.ino}/${key.index}.${key.version}`)) continue;
-        const ref = await this.engine.get(chunkKey(key.fsId, key.ino, key.index));
-        if (ref && decodeChunk(key.index, ref.value).version === key.version) continue;
+        const ino = `${key.fsId}/${key.ino}`;
+        if (skipIno.has(ino) || skipObj.has(`${ino}/${key.index}.${key.version}`)) continue;
+        if (mapOf !== ino) {
+          mapOf = ino;
+          map = new Map();
+          for (const e of await this.engine.range({ prefix: chunkPrefix(key.fsId, key.ino) })) {
+            const c = decodeChunk(keyU64b(e.key), e.value);
+            map.set(c.index, c.version);
+          }
+        }
+        if (map.get(key.index) === key.version) continue;
         victims.push(key);
       }
       if (victims.length > 0) {
