@@ -256,6 +256,12 @@ export class KurveFs implements RawFileSystem {
     if (req.size !== undefined) {
       attr = await this.files.truncate(ino, req.size);
     }
+    if (req.mtime !== undefined) {
+      // Data written before an explicit mtime (cp -a, tar x, touch -d on an open file) is
+      // committed first: committing it at close would stamp the commit's own time over the one set.
+      const st = this.dataPath.get(ino);
+      if (st && this.dataPath.isDirty(st)) await this.dataPath.flush(st);
+    }
     const change: { -readonly [K in keyof SetAttrRequest]: SetAttrRequest[K] } = {};
     if (req.mode !== undefined) change.mode = req.mode;
     if (req.uid !== undefined) change.uid = req.uid;
