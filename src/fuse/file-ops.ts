@@ -292,7 +292,21 @@ export class FileOps {
     clearTimeout(st.sessionTimer);
     st.sessionTimer = undefined;
     st.sessionOpen = true;
-    this.sessionCall(st, (sid) => this.meta.openInode(this.kfs.fsId, st.ino, sid));
+    this.sessionCall(st, async (sid) => {
+      try {
+        await this.meta.openInode(this.kfs.fsId, st.ino, sid);
+      } catch (err) {
+        // Not registered (metaserver unreachable?): try again while the file stays open — the
+        // metaserver's unlink grace covers the gap. ENOENT: the inode is gone, nothing to hold.
+        if (toErrno(err) !== Errno.ENOENT && st.sessionOpen && st.handles > 0) {
+          st.sessionOpen = false;
+          this.unprotected.add(st);
+          st.sessionTimer = setTimeout(() => this.protect(st), PROTECT_AFTER_MS);
+          st.sessionTimer.unref();
+        }
+        throw err;
+      }
+    });
   }
 
   /** Before an unlink or rename of ours: every open inode is registered, so none is purged. */
