@@ -352,9 +352,21 @@ export class FileOps {
       await this.data.flush(h.st);
       return;
     }
-    // Space is not reserved (the datastore is shared); mode 0 only extends the size.
+    // Immutable chunk objects on a shared datastore cannot hold a reservation: mode 0 extends the
+    // size; both modes refuse (ENOSPC) a range the datastore has no room for now, as a local file
+    // system would, instead of failing later at close.
     const end = req.offset + req.length;
-    if (!(req.mode & FALLOC_FL_KEEP_SIZE) && end > h.st.size) await this.truncate(ino, end);
+    const st = h.st;
+    const cs = st.chunkSize;
+    let needed = req.length;
+    const held = new Set([...st.dirty.keys(), ...[...st.refs.values()].filter((r) => r.length > 0).map((r) => r.index)]);
+    for (const i of held) needed -= Math.max(0, Math.min(end, (i + 1) * cs) - Math.max(req.offset, i * cs));
+    if (needed > 0) {
+      const s = await this.meta.statfs(this.kfs.fsId);
+      const free = s.bavail * (s.frsize || s.bsize);
+      if (needed > free) throw new FsError(Errno.ENOSPC, `fallocate: ${needed} bytes asked, ${free} free in the datastore`);
+    }
+    if (!(req.mode & FALLOC_FL_KEEP_SIZE) && end > st.size) await this.truncate(ino, end);
   }
 
   async lseek(_ino: number, req: LseekIn): Promise<LseekOut> {

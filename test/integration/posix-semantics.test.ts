@@ -306,6 +306,29 @@ out(r)`);
     });
   });
 
+  describe('fallocate space checks', () => {
+    it('a range larger than the datastore\'s free space is ENOSPC and leaves the size alone', async () => {
+      const p = path.join(await fresh(), 'f');
+      await fsp.writeFile(p, 'abc');
+      const r = py(`
+fd = os.open(${J(p)}, os.O_RDWR)
+r = [E(lambda: C(libc.fallocate(fd, 0, 0, 100 << 40))), E(lambda: C(libc.fallocate(fd, 1, 0, 100 << 40)))]
+os.close(fd)
+out(r + [os.stat(${J(p)}).st_size])`);
+      expect(r).toEqual(['ENOSPC', 'ENOSPC', 3]);
+    });
+    it('a range that fits is accepted (mode 0 extends the size)', async () => {
+      const p = path.join(await fresh(), 'f');
+      await fsp.writeFile(p, 'abc');
+      const r = py(`
+fd = os.open(${J(p)}, os.O_RDWR)
+C(libc.fallocate(fd, 0, 0, ${8 * MiB}))
+os.close(fd)
+out(os.stat(${J(p)}).st_size)`);
+      expect(r).toBe(8 * MiB);
+    });
+  });
+
   describe('setuid/setgid bits cleared by writes and chown (kernel FUSE rules)', () => {
     /** A root-owned file of `mode` (group GROUP) that everyone may write. */
     const privFile = async (mode: number): Promise<string> => {
