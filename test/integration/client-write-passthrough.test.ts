@@ -52,6 +52,16 @@ out([st.st_size, st.st_mtime_ns > m0, os.stat(p).st_size])`) as [number, boolean
     expect((await fsp.readFile(pa)).equals(got)).toBe(true);
   });
 
+  it('the same through `kurve mount` (chunks uploaded over gRPC): the `kurve up` side reads it after close', async () => {
+    const pb = path.join(b.mountpoint, 'pt-from-b.bin');
+    const w0 = await writes(b);
+    const data = Buffer.alloc(6 * MiB + 123);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+    await fsp.writeFile(pb, data);
+    expect(await writes(b)).toBe(w0);
+    expect((await fsp.readFile(path.join(a.mountpoint, 'pt-from-b.bin'))).equals(data)).toBe(true);
+  });
+
   it('O_TRUNC of an existing file takes passthrough; the other mount sees only the new content', async () => {
     const pa = path.join(a.mountpoint, 'pt-trunc.txt');
     await fsp.writeFile(pa, Buffer.alloc(5 * MiB, 0x61));
