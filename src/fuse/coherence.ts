@@ -191,6 +191,13 @@ export class Coherence {
     this.expect(key);
     return () => this.consumeOwn(key);
   }
+  /**
+   * Our unlink/rmdir of a name the kernel holds will emit one attr event for its inode (nlink,
+   * orphan or purge), and the kernel updates that inode itself on the reply. Same contract.
+   */
+  expectAttr(ino: number): () => void {
+    return this.expectDirAttr(ino);
+  }
   /** Our commit will produce this dataVersion (see FileData.uploadLocked). */
   expectData(ino: number, dataVersion: number): void {
     this.ownData.set(ino, dataVersion);

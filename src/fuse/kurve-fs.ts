@@ -186,11 +186,13 @@ export class KurveFs implements RawFileSystem {
   }
 
   /** Runs a namespace change of ours, telling the coherence layer to skip its echo. */
-  async own<T>(names: ReadonlyArray<readonly [number, Buffer]>, op: () => Promise<T>): Promise<T> {
+  async own<T>(names: ReadonlyArray<readonly [number, Buffer]>, op: () => Promise<T>, removed?: number): Promise<T> {
     const cancels = names.map(([parent, name]) => this.coherence.expectEntry(parent, name));
     // One name = one entry added or removed in one directory: surely one attr event on it. (A
     // rename may touch one directory once or twice; its echoes are left alone.)
     if (names.length === 1) cancels.push(this.coherence.expectDirAttr(names[0][0]));
+    // The inode an unlink/rmdir removes a name of emits one attr event too.
+    if (removed !== undefined) cancels.push(this.coherence.expectAttr(removed));
     try {
       const r = await op();
       for (const [parent, name] of names) {
@@ -205,6 +207,12 @@ export class KurveFs implements RawFileSystem {
   }
 
   // ---- namespace ----------------------------------------------------------------------------
+
+  /** The inode (parent, name) names, if this daemon knows it (a name the kernel looked up). */
+  private knownIno(parent: number, name: Buffer): number | undefined {
+    const ino = this.dentryCache.get(dentryKey(parent, name));
+    return ino ? ino : undefined;
+  }
 
   /** Answered from the daemon's caches synchronously when it can (no promise on the hot path). */
   lookup(ctx: RequestContext, name: Buffer): Reply<EntryOut> {
@@ -310,7 +318,7 @@ export class KurveFs implements RawFileSystem {
   async unlink(ctx: RequestContext, req: NameIn): Promise<void> {
     checkName(req.name);
     await this.files.protectOpen();
-    const r = await this.own([[ctx.nodeid, req.name]], () => this.d.meta.unlink(this.fsId, ctx.nodeid, req.name, this.caller(ctx)));
+    const r = await this.own([[ctx.nodeid, req.name]], () => this.d.meta.unlink(this.fsId, ctx.nodeid, req.name, this.caller(ctx)), this.knownIno(ctx.nodeid, req.name));
     this.attrCache.delete(r.ino);
     if (r.nlink === 0) {
       if (this.inodes.get(r.ino) === undefined) this.dataPath.drop(r.ino);
@@ -320,7 +328,7 @@ export class KurveFs implements RawFileSystem {
 
   async rmdir(ctx: RequestContext, req: NameIn): Promise<void> {
     checkName(req.name);
-    await this.own([[ctx.nodeid, req.name]], () => this.d.meta.rmdir(this.fsId, ctx.nodeid, req.name));
+    await this.own([[ctx.nodeid, req.name]], () => this.d.meta.rmdir(this.fsId, ctx.nodeid, req.name), this.knownIno(ctx.nodeid, req.name));
   }
 
   async rename(ctx: RequestContext, req: RenameIn): Promise<void> {
