@@ -2,7 +2,8 @@
 // file, fsync, rename, fsync dir) and checked with CRC32C on write and on every read: a damaged
 // object is an EIO naming the key, never wrong bytes. A put with deferSync (the in-process client
 // of `kurve up`) skips the two fsyncs; flush() does them later for every such object (at the
-// user's fsync), so closing a written file costs page-cache writes, not a disk flush.
+// user's fsync; one syncfs when there are many), so closing a written file costs page-cache
+// writes, not a disk flush.
 //
 // Layout: DIR/objects/<fs>/<ino % 256>/<(ino / 256) % 256>/<ino>/<index>.<version>, DIR/tmp/.
 // Two 256-way levels keep directories small for millions of inodes; one inode's chunks share a
@@ -13,6 +14,7 @@ import * as path from 'node:path';
 import { Errno, ErrnoName, fsError, FsError } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import { counter, gauge } from '../common/metrics';
+import { syncFileSystem } from '../common/syncfs';
 import { ChunkKey, DataService, DataStats, ListedObject, ObjectPage, PutOptions } from './api';
 import { checksums, ChecksumError, decodeFixedHeader, decodeHeader, encodeHeader, HEADER_BYTES, verifyBlocks } from './chunk-format';
 
@@ -96,6 +98,13 @@ function writeFullySync(fd: number, bufs: Buffer[]): void {
 
 /** Objects up to this size, when no fsync is due at once, are written with synchronous calls. */
 const SYNC_PUT_BYTES = 256 * 1024;
+
+/**
+ * flush() with more files and directories than this to sync calls syncfs(2) once instead: it
+ * also writes out whatever else is dirty on that file system, so a handful of objects still get
+ * their own fsyncs.
+ */
+const SYNCFS_OVER = 32;
 
 /** fsyncs that flush() runs at once (the libuv threadpool has 4 threads). */
 const SYNC_PARALLELISM = 4;
@@ -347,8 +356,13 @@ export class ChunkStore implements DataService {
     this.unsyncedFiles = new Set();
     this.unsyncedDirs = new Set();
     try {
-      await forEachLimited([...files], SYNC_PARALLELISM, (f) => syncPath(f, true));
-      await forEachLimited([...dirs], SYNC_PARALLELISM, (d) => syncPath(d, true));
+      if (files.size + dirs.size > SYNCFS_OVER) {
+        // Many objects (a copied tree of small files): one commit of the whole file system.
+        await syncFileSystem(this.objects);
+      } else {
+        await forEachLimited([...files], SYNC_PARALLELISM, (f) => syncPath(f, true));
+        await forEachLimited([...dirs], SYNC_PARALLELISM, (d) => syncPath(d, true));
+      }
     } catch (err) {
       for (const f of files) this.unsyncedFiles.add(f);
       for (const d of dirs) this.unsyncedDirs.add(d);

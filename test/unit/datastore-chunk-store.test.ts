@@ -172,6 +172,23 @@ describe('ChunkStore', () => {
     }
   });
 
+  it('flush() of many deferred objects commits the file system once (syncfs) instead of an fsync each', async () => {
+    const probe = await fs.promises.open(dir, 'r');
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const spy = jest.spyOn(proto, 'sync');
+    try {
+      const datas = Array.from({ length: 40 }, (_, i) => randomBytes(500 + i));
+      await Promise.all(datas.map((d, i) => store.put(key(200 + i), d, undefined, { deferSync: true })));
+      await store.flush();
+      expect(spy.mock.calls.length).toBe(0);
+      for (let i = 0; i < datas.length; i++) expect((await store.get(key(200 + i))).equals(datas[i])).toBe(true);
+      await store.flush(); // nothing left to sync
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('deferred objects are synced in the background after deferredSyncMs without a flush()', async () => {
     const bg = await ChunkStore.open(fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-ds-bg-')), { deferredSyncMs: 50 });
     const probe = await fs.promises.open(dir, 'r');
