@@ -57,7 +57,7 @@ function seekInChunk(st: InodeData, i: number, lo: number, hi: number, want: 'da
     const r = st.backing.seek(lo, want);
     if (r !== undefined) {
       if (want === 'data') return r >= 0 && r < hi ? r : undefined;
-      return r < hi ? Math.max(r, lo) : undefined;
+      return r < 0 ? lo : r < hi ? Math.max(r, lo) : undefined; // ENXIO: past the backing file's end, a hole
     }
     // The local file system cannot tell: a chunk we hold or wrote counts as data.
     const data = st.present.has(i) || st.dirty.has(i);

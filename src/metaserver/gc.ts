@@ -18,6 +18,9 @@ const gcDone = counter({
   help: 'Garbage items processed, by kind (chunk, inode, unlinked) and result (ok, retry)',
   labelNames: ['kind', 'result'] as const,
 });
+// Every series exists from the start (at 0): an unlink's purge now waits out the unlink grace,
+// so a short-lived process may never process an item, and "no data" would look like a failure.
+for (const kind of ['chunk', 'inode', 'unlinked']) for (const result of ['ok', 'retry']) gcDone.labels(kind, result).inc(0);
 const gcQueue = gauge({ name: 'kurve_metaserver_gc_queue_length', help: 'Garbage items waiting (as of the last GC pass)' });
 
 export interface GcItem {

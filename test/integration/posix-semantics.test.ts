@@ -267,6 +267,22 @@ out(r)`;
       await fsp.readFile(onB(p));
       expect([before, py(seek)]).toEqual([[4 * MiB, 8 * MiB, 10 * MiB, 5 * MiB], [4 * MiB, 8 * MiB, 10 * MiB, 5 * MiB]]);
     });
+    it('SEEK_HOLE on another client that holds nothing of the file: a never-written chunk is a hole', async () => {
+      const d = await fresh();
+      const p = path.join(d, 'f');
+      const fh = await fsp.open(p, 'w');
+      await fh.write(Buffer.from('x'), 0, 1, 0);
+      await fh.write(Buffer.from('y'), 0, 1, 8 * MiB);
+      await fh.close();
+      await waitFor('the second client to see the file', () => fs.existsSync(onB(p)), 2000);
+      const r = py(`
+fd = os.open(${J(onB(p))}, os.O_RDONLY)
+r = [os.lseek(fd, 0, os.SEEK_HOLE), os.lseek(fd, ${4 * MiB}, os.SEEK_DATA), os.lseek(fd, ${MiB}, os.SEEK_DATA)]
+os.close(fd)
+out(r)`);
+      // Chunk 0 is stored whole (up to the next chunk), chunk 1 was never written.
+      expect(r).toEqual([4 * MiB, 8 * MiB, MiB]);
+    });
     it('an unlinked file nobody has open is purged once the grace is over', async () => {
       const d = await fresh();
       const p = path.join(d, 'gone');

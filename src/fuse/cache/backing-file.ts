@@ -119,7 +119,7 @@ export class BackingFile {
    */
   seek(pos: number, what: 'data' | 'hole'): number | undefined {
     if (this.fdValue === -1) return undefined;
-    if (this.fdValue === -2) return what === 'data' ? -1 : Math.max(pos, this.sizeValue);
+    if (this.fdValue === -2) return what === 'data' ? -1 : pos;
     const r = lseek(this.fdValue, pos, what === 'data' ? SEEK_DATA : SEEK_HOLE);
     if (r >= 0) return r;
     return koffi.errno() === ENXIO ? -1 : undefined;
