@@ -32,9 +32,9 @@ export interface ClientOptions {
   /** Also open writable handles of fully cached files in passthrough (whole-file upload at close). */
   readonly passthroughWrites: boolean;
   /**
-   * Writable opens of EMPTY files (new, O_TRUNC'ed) use passthrough: the kernel writes straight
-   * into the backing file and close uploads the whole file — which is all new data anyway.
-   * Not for O_SYNC/O_DSYNC or O_DIRECT opens (their writes must reach the daemon).
+   * Writable opens with O_TRUNC of files that are then empty (new or truncated) use passthrough:
+   * the kernel writes straight into the backing file and close uploads what was written — all new
+   * data anyway. Not for O_SYNC/O_DSYNC or O_DIRECT opens (their writes must reach the daemon).
    */
   readonly passthroughNewFiles: boolean;
   readonly allowOther: boolean;

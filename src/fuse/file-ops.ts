@@ -4,9 +4,12 @@
 // Passthrough policy. The kernel requires every concurrent open of an inode to use one mode
 // (passthrough or not; a mismatched open fails with EIO), and passthrough writes never reach the
 // daemon. So: a READ-ONLY open of a fully cached file, with no daemon-mode handle open, uses
-// passthrough; so does a WRITABLE open of an EMPTY file (new or O_TRUNC'ed: nothing to fetch,
-// and everything written is new), unless O_SYNC/O_DSYNC/O_DIRECT ask for writes the daemon must
-// see. Other writable opens use the daemon path — unless the inode is already open in
+// passthrough; so does a WRITABLE open with O_TRUNC of a file that is empty then (new or
+// truncated: nothing to fetch, and everything written is new), unless O_SYNC/O_DSYNC/O_DIRECT ask
+// for writes the daemon must see. O_TRUNC is the signal that the content is about to be written: a
+// passthrough open needs a backing file at once (~110 us to create here), which creates that never
+// write (touch, O_EXCL create loops, tar's first open) should not pay; their first daemon WRITE
+// creates it. Other writable opens use the daemon path — unless the inode is already open in
 // passthrough (then they must join that mode). A writable passthrough handle is treated as "may
 // have dirtied the file": at flush/fsync/release the backing file's size and mtime are compared
 // with a snapshot, and if they moved, every chunk is uploaded. For a file that was empty that is
@@ -194,7 +197,7 @@ export class FileOps {
     // O_SYNC includes the O_DSYNC bit: such writes must reach the daemon (it uploads at each FSYNC).
     if (flags & O_DSYNC) return false;
     if (this.opts.passthroughWrites) return true;
-    return this.opts.passthroughNewFiles && st.size === 0 && st.refs.size === 0 && st.dirty.size === 0 && !st.sizeDirty;
+    return this.opts.passthroughNewFiles && (flags & O_TRUNC) !== 0 && st.size === 0 && st.refs.size === 0 && st.dirty.size === 0 && !st.sizeDirty;
   }
 
   async read(req: ReadIn): Promise<Buffer> {

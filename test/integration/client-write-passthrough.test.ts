@@ -1,7 +1,8 @@
-// Writable passthrough for empty files (new or O_TRUNC'ed): the kernel writes straight into the
-// local backing file and no WRITE reaches the daemon; close uploads what was written, so another
-// mount reads it (close-to-open); fsync makes it durable across a kill -9; every open of the inode
-// shares one mode; O_SYNC/O_DSYNC opens and non-empty files keep the daemon path.
+// Writable passthrough for opens with O_TRUNC of empty files (new or truncated): the kernel writes
+// straight into the local backing file and no WRITE reaches the daemon; close uploads what was
+// written, so another mount reads it (close-to-open); fsync makes it durable across a kill -9;
+// every open of the inode shares one mode; O_SYNC/O_DSYNC opens, creates without O_TRUNC and
+// non-empty files keep the daemon path.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { cleanupKurve, Daemon, kurveMount, kurveRun, kurveUp, py, tempDir } from '../helpers/kurve-mount';
@@ -74,7 +75,7 @@ out([st.st_size, st.st_mtime_ns > m0, os.stat(p).st_size])`) as [number, boolean
   it('a sparse file written through passthrough stays sparse (holes are not uploaded)', async () => {
     const pa = path.join(a.mountpoint, 'pt-sparse.bin');
     py(`
-fd = os.open(${J(pa)}, os.O_CREAT | os.O_WRONLY, 0o644)
+fd = os.open(${J(pa)}, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
 os.pwrite(fd, b'start', 0)
 os.pwrite(fd, b'end', ${12 * MiB})
 os.close(fd)
@@ -91,7 +92,7 @@ out(res)`);
     const pa = path.join(a.mountpoint, 'pt-setsize.bin');
     const r = py(`
 p = ${J(pa)}
-fd = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)
+fd = os.open(p, os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o644)
 os.write(fd, b'a' * ${5 * MiB})
 os.ftruncate(fd, 0)                               # must not be taken for a no-op
 s0 = os.fstat(fd).st_size
@@ -121,7 +122,7 @@ out([s0, s1, s2, list(hole), data])`) as [number, number, number, number[], numb
     const w0 = await writes(a);
     const r = py(`
 p = ${J(pa)}
-w1 = os.open(p, os.O_CREAT | os.O_RDWR, 0o644)   # empty: passthrough
+w1 = os.open(p, os.O_CREAT | os.O_RDWR | os.O_TRUNC, 0o644)   # empty: passthrough
 os.write(w1, b'1' * 1000)
 w2 = os.open(p, os.O_RDWR)                        # not empty any more, but must join passthrough
 os.pwrite(w2, b'2' * 10, 2000)
@@ -154,6 +155,19 @@ out(got.decode())`);
     expect(await fsp.readFile(path.join(b.mountpoint, 'pt-daemon-first.txt'), 'utf8')).toBe('new');
   });
 
+  it('a create without O_TRUNC (O_EXCL, touch) stays in daemon mode: no backing file for files never written', async () => {
+    const pa = path.join(a.mountpoint, 'pt-excl.txt');
+    const w0 = await writes(a);
+    const o0 = await ptOpens(a);
+    py(`
+fd = os.open(${J(pa)}, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+os.write(fd, b'daemon-served')
+os.close(fd)
+out('ok')`);
+    expect([await ptOpens(a), await writes(a)]).toEqual([o0, w0 + 1]);
+    expect(await fsp.readFile(path.join(b.mountpoint, 'pt-excl.txt'), 'utf8')).toBe('daemon-served');
+  });
+
   it('O_SYNC and O_DSYNC opens of a new file keep the daemon path (every write reaches the daemon)', async () => {
     for (const flag of ['O_SYNC', 'O_DSYNC']) {
       const pa = path.join(a.mountpoint, `pt-${flag}.txt`);
@@ -176,7 +190,7 @@ out('ok')`);
     const file = path.join(mountpoint, 'pt-sync.bin');
     const w0 = await writes(k);
     expect(py(`
-fd = os.open(${J(file)}, os.O_CREAT | os.O_WRONLY, 0o644)
+fd = os.open(${J(file)}, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
 os.write(fd, bytes([5]) * ${6 * MiB + 7})
 os.fsync(fd)
 os.write(fd, bytes([6]) * 100)
