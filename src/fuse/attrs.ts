@@ -56,7 +56,9 @@ function blocksOf(a: Attr, size: number, local?: InodeData): number {
       if (seen.has(i) || i * cs >= size) continue;
       seen.add(i);
       const written = local.dirty.has(i) || local.uploaded.has(i) || pt.has(i);
-      const held = local.zeroed.has(i) ? 0 : written ? cs : local.refs.get(i)!.length;
+      const hi = Math.min((i + 1) * cs, size);
+      // Written chunks will be stored up to the end of their data (see FileData's upload).
+      const held = local.zeroed.has(i) ? 0 : written ? local.backing.dataEnd(i * cs, hi) - i * cs : local.refs.get(i)!.length;
       bytes += roundBlock(Math.min(held, size - i * cs));
     }
     return bytes / 512;

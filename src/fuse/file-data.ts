@@ -386,7 +386,10 @@ export class FileData implements Evictor {
     }
     const fresh = batch.filter(([index]) => !reused.has(index));
     const base = fresh.length ? await this.d.meta.allocChunkVersions(this.d.fsId, fresh.length) : 0;
-    const freshRefs = new Map<number, ChunkRef>(fresh.map(([index], k) => [index, { index, version: base + k, length: st.zeroed.has(index) ? 0 : Math.min(cs, size - index * cs) }]));
+    // A chunk is stored up to the end of its data in the backing file (the rest reads as zeros):
+    // a sparse write stores, and st_blocks counts, what was written, not the whole chunk.
+    const storedLength = (index: number): number => st.zeroed.has(index) ? 0 : st.backing.dataEnd(index * cs, Math.min((index + 1) * cs, size)) - index * cs;
+    const freshRefs = new Map<number, ChunkRef>(fresh.map(([index], k) => [index, { index, version: base + k, length: storedLength(index) }]));
     await runLimited([...freshRefs.values()], IO_PARALLELISM, async (ref) => {
       if (ref.length === 0) return; // a punched-out chunk: readers see zeros without an object
       // Read off the event loop (a write racing the read bumps the chunk's generation, so the

@@ -135,11 +135,21 @@ out(oct(os.stat(p).st_mode & 0o7777))`);
       await fh.write(Buffer.alloc(4096, 2), 0, 4096, 12 * MiB);
       await fh.close();
       const st = await fsp.stat(p);
-      // Chunks 1 and 2 are holes; chunk 3 holds its 4 KiB; chunk 0 is stored whole (4 MiB): the
-      // client uploads a written chunk up to its end or EOF, holes inside a chunk are not tracked.
+      // Chunks 1 and 2 are holes; chunks 0 and 3 are stored up to the end of their 4 KiB.
       expect(st.size).toBe(12 * MiB + 4096);
-      expect(st.blocks).toBe((4 * MiB + 4096) / 512);
-      expect(st.blocks).toBeLessThan(st.size / 512 / 2);
+      expect(st.blocks).toBe(16);
+    });
+    it('holes inside a chunk before the last write count; past it they do not', async () => {
+      const p = path.join(await fresh(), 'f');
+      const fh = await fsp.open(p, 'w');
+      await fh.write(Buffer.alloc(4096, 1), 0, 4096, MiB);
+      await fh.truncate(3 * MiB);
+      const open = (await fh.stat()).blocks;
+      await fh.close();
+      // Chunk 0 is stored up to 1 MiB + 4 KiB (the first MiB reads as zeros but is stored).
+      expect([open, await blocks(p)]).toEqual([(MiB + 4096) / 512, (MiB + 4096) / 512]);
+      const b = await fsp.readFile(p);
+      expect([b.length, b.subarray(MiB, MiB + 4096).every((x) => x === 1), b.subarray(MiB + 4096).every((x) => x === 0)]).toEqual([3 * MiB, true, true]);
     });
     it('fstat of an open file with unflushed writes counts them', async () => {
       const p = path.join(await fresh(), 'f');
@@ -280,8 +290,8 @@ fd = os.open(${J(onB(p))}, os.O_RDONLY)
 r = [os.lseek(fd, 0, os.SEEK_HOLE), os.lseek(fd, ${4 * MiB}, os.SEEK_DATA), os.lseek(fd, ${MiB}, os.SEEK_DATA)]
 os.close(fd)
 out(r)`);
-      // Chunk 0 is stored whole (up to the next chunk), chunk 1 was never written.
-      expect(r).toEqual([4 * MiB, 8 * MiB, MiB]);
+      // Chunk 0 is stored up to the end of its written block, chunk 1 was never written.
+      expect(r).toEqual([4096, 8 * MiB, 8 * MiB]);
     });
     it('an unlinked file nobody has open is purged once the grace is over', async () => {
       const d = await fresh();

@@ -125,6 +125,25 @@ export class BackingFile {
     return koffi.errno() === ENXIO ? -1 : undefined;
   }
 
+  /**
+   * Where the data in [lo, hi) ends: the end of its last data extent (to the file system's block),
+   * `lo` if it is all hole, `hi` when the file system cannot tell. Bytes past it read as zeros.
+   */
+  dataEnd(lo: number, hi: number): number {
+    let end = lo;
+    let pos = lo;
+    while (pos < hi) {
+      const d = this.seek(pos, 'data');
+      if (d === undefined) return hi;
+      if (d < 0 || d >= hi) break;
+      const h = this.seek(d, 'hole');
+      if (h === undefined || h < 0) return hi;
+      end = Math.min(h, hi);
+      pos = end;
+    }
+    return end;
+  }
+
   /** Size and mtime as the kernel left them (passthrough writes bypass the daemon). */
   stat(): { size: number; mtimeNs: bigint } {
     const st = fs.fstatSync(this.fd, { bigint: true });
