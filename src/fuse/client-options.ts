@@ -37,6 +37,12 @@ export interface ClientOptions {
    * data anyway. Not for O_SYNC/O_DSYNC or O_DIRECT opens (their writes must reach the daemon).
    */
   readonly passthroughNewFiles: boolean;
+  /**
+   * Inodes whose data state the daemon keeps in memory (with an open backing file each). Beyond
+   * it, idle ones are parked: their cached chunks stay on disk and are adopted again at the next
+   * open (the cache's byte limit bounds them).
+   */
+  readonly trackedInodes: number;
   readonly allowOther: boolean;
   /** Operations slower than this (ms) are logged (op, inode, duration) and counted. */
   readonly slowOpMs: number;
@@ -59,6 +65,7 @@ const DEFAULTS = {
   passthrough: true,
   passthroughWrites: false,
   passthroughNewFiles: true,
+  trackedInodes: 8192,
   allowOther: false,
   slowOpMs: 1000,
   bpf: 'auto',
@@ -99,6 +106,7 @@ export function resolveMountOptions(src: MountOptionSources = {}, overrides: Par
     passthrough: r.passthrough,
     passthroughWrites: r.passthroughWrites,
     passthroughNewFiles: r.passthroughNewFiles,
+    trackedInodes: r.trackedInodes,
     allowOther: r.allowOther,
     slowOpMs: r.slowOpMs,
     bpf,

@@ -89,7 +89,7 @@ export class KurveFs implements RawFileSystem {
     });
     this.dataPath = new FileData({
       meta: d.meta, data: d.data, fsId: this.fsId, chunkSize: d.fs.chunkSize, cache: d.cache,
-      readaheadChunks: d.options.readaheadChunks, earlyUploads: d.options.earlyUploads,
+      readaheadChunks: d.options.readaheadChunks, earlyUploads: d.options.earlyUploads, trackedInodes: d.options.trackedInodes,
       expectCommit: (ino, v) => this.coherence.expectData(ino, v),
       cancelCommit: (ino, v) => this.coherence.cancelData(ino, v),
       committed: (attr) => this.attrCache.delete(attr.ino),

@@ -159,6 +159,28 @@ export class BackingFile {
     if (this.fdValue >= 0) fs.fsyncSync(this.fdValue);
   }
 
+  /**
+   * Reopens the file an earlier BackingFile of this inode left behind (close(false)), if it is
+   * still there with `size` bytes. False when it is gone or differs: then nothing it held counts
+   * (and the first use truncates it, as for a new one).
+   */
+  adopt(size: number): boolean {
+    if (this.fdValue !== -2) return false;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path, fs.constants.O_RDWR);
+    } catch {
+      return false;
+    }
+    if (fs.fstatSync(fd).size !== size) {
+      fs.closeSync(fd);
+      return false;
+    }
+    this.fdValue = fd;
+    this.sizeValue = size;
+    return true;
+  }
+
   close(unlink = true): void {
     if (this.fdValue === -1) return;
     const created = this.fdValue >= 0;
