@@ -151,6 +151,8 @@ export class ChunkStore implements DataService {
   /** Deferred puts still running: flush() waits for them, so it covers every put before it. */
   private readonly deferredPuts = new Set<Promise<void>>();
   private readonly deferredSyncMs: number;
+  /** The running flush (flushes are chained, see flush()). */
+  private flushing: Promise<void> = Promise.resolve();
   private syncTimer?: NodeJS.Timeout;
   /** Temp names: a random prefix per store (two stores never share one) and a counter. */
   private readonly tmpPrefix = `${randomBytes(6).toString('hex')}-`;
@@ -349,6 +351,14 @@ export class ChunkStore implements DataService {
    * An fsync failure is reported (EIO), and the objects stay listed for the next flush.
    */
   async flush(): Promise<void> {
+    // One at a time: a flush that found the lists empty because a running one (the background
+    // timer's) had taken them must still wait until those objects are durable.
+    const run = this.flushing.then(() => this.flushNow(), () => this.flushNow());
+    this.flushing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async flushNow(): Promise<void> {
     if (this.deferredPuts.size > 0) await Promise.all([...this.deferredPuts]);
     if (this.unsyncedFiles.size === 0 && this.unsyncedDirs.size === 0) return;
     const files = this.unsyncedFiles;

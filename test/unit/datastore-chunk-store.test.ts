@@ -189,6 +189,30 @@ describe('ChunkStore', () => {
     }
   });
 
+  it('a flush() while another is running resolves only after the running one\'s objects are synced', async () => {
+    const probe = await fs.promises.open(dir, 'r');
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const original = proto.sync;
+    let done = 0;
+    // Slow each real fsync down (it still runs), to widen the window between two flushes.
+    const spy = jest.spyOn(proto, 'sync').mockImplementation(async function (this: unknown) {
+      await new Promise((r) => setTimeout(r, 30));
+      await original.call(this);
+      done++;
+    });
+    try {
+      await store.put(key(96), randomBytes(100), undefined, { deferSync: true });
+      const first = store.flush(); // takes the lists
+      await new Promise((r) => setTimeout(r, 5));
+      await store.flush(); // finds them empty: must wait for `first`
+      expect(done).toBeGreaterThanOrEqual(2); // the object and its directory
+      await first;
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('deferred objects are synced in the background after deferredSyncMs without a flush()', async () => {
     const bg = await ChunkStore.open(fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-ds-bg-')), { deferredSyncMs: 50 });
     const probe = await fs.promises.open(dir, 'r');
