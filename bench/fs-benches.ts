@@ -213,4 +213,54 @@ const lsLong: Benchmark = {
   },
 };
 
-export const fsBenchmarks: Benchmark[] = [statHot, getattrT0, seqWrite, seqRead, creates, lsLong];
+/** A source tree of small files like a package directory: `dirs` directories, sizes 1-40 KB. */
+function smallTree(root: string, dirs: number, perDir: number): number {
+  fs.mkdirSync(root, { recursive: true });
+  let bytes = 0;
+  for (let d = 0; d < dirs; d++) {
+    const dir = path.join(root, `pkg${d}`, 'lib');
+    fs.mkdirSync(dir, { recursive: true });
+    for (let f = 0; f < perDir; f++) {
+      const size = 1000 + ((d * 7919 + f * 104729) % 39_000);
+      const buf = Buffer.alloc(size, 97 + ((d + f) % 26));
+      fs.writeFileSync(path.join(dir, `m${f}.js`), buf);
+      bytes += size;
+    }
+  }
+  return bytes;
+}
+
+const smallFiles: Benchmark = {
+  name: 'small-files',
+  description: '`cp -a` of a tree of small files (1-40 KB, 50 per directory) from ext4 onto each system, then `rm -rf` of the copy; no target (reported as found)',
+  async run(env) {
+    const dirs = env.pick(60, 20);
+    const perDir = 50;
+    const files = dirs * perDir;
+    const src = path.join(await env.ext4Dir('small-src'), 'tree');
+    if (!fs.existsSync(src)) smallTree(src, dirs, perDir);
+    const copy: Record<System, Cell> = {} as Record<System, Cell>;
+    const remove: Record<System, Cell> = {} as Record<System, Cell>;
+    for (const s of SYSTEMS) {
+      const dst = path.join(await dirOn(env, s, 'small'), `copy-${Date.now().toString(36)}`);
+      copy[s] = await cell(async () => {
+        const t0 = process.hrtime.bigint();
+        await execFileP('cp', ['-a', src, dst], { maxBuffer: MiB });
+        return files / (Number(process.hrtime.bigint() - t0) / 1e9);
+      });
+      remove[s] = await cell(async () => {
+        const t0 = process.hrtime.bigint();
+        await execFileP('rm', ['-rf', dst]);
+        return files / (Number(process.hrtime.bigint() - t0) / 1e9);
+      });
+      env.log(`    ${s}: cp -a ${JSON.stringify(copy[s])}, rm -rf ${JSON.stringify(remove[s])}`);
+    }
+    const c = (r: Record<System, Cell>): Pick<Row, 'ext4' | 'baseline' | 'kurve'> => ({ ext4: r.ext4, baseline: r['fuse-native'], kurve: r.kurve });
+    return [
+      { name: `cp -a of ${files} small files`, unit: 'files/s', higherIsBetter: true, ...c(copy) },
+      { name: `rm -rf of ${files} small files`, unit: 'files/s', higherIsBetter: true, ...c(remove) },
+    ];
+  },
+};
+
+export const fsBenchmarks: Benchmark[] = [statHot, getattrT0, seqWrite, seqRead, creates, lsLong, smallFiles];
