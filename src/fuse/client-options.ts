@@ -43,6 +43,11 @@ export interface ClientOptions {
    * open (the cache's byte limit bounds them).
    */
   readonly trackedInodes: number;
+  /**
+   * µs the daemon keeps polling /dev/fuse after answering before it sleeps (MountOptions.
+   * pollMicros): on VMs whose idle vCPUs halt, a sleeping daemon costs a slow wakeup per request.
+   */
+  readonly pollUs: number;
   readonly allowOther: boolean;
   /** Operations slower than this (ms) are logged (op, inode, duration) and counted. */
   readonly slowOpMs: number;
@@ -66,6 +71,7 @@ const DEFAULTS = {
   passthroughWrites: false,
   passthroughNewFiles: true,
   trackedInodes: 8192,
+  pollUs: 200,
   allowOther: false,
   slowOpMs: 1000,
   bpf: 'auto',
@@ -107,6 +113,7 @@ export function resolveMountOptions(src: MountOptionSources = {}, overrides: Par
     passthroughWrites: r.passthroughWrites,
     passthroughNewFiles: r.passthroughNewFiles,
     trackedInodes: r.trackedInodes,
+    pollUs: r.pollUs,
     allowOther: r.allowOther,
     slowOpMs: r.slowOpMs,
     bpf,

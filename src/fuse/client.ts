@@ -60,6 +60,7 @@ export async function mountKurve(d: ClientDeps): Promise<KurveMount> {
       defaultPermissions: true,
       passthrough: opts.passthrough && process.getuid?.() === 0,
       fsname: `kurve:${d.fs.name}`,
+      pollMicros: opts.pollUs,
     });
   } catch (err) {
     kfs.coherence.close();

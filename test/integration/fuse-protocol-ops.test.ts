@@ -253,8 +253,26 @@ describeIf([whyNoFuse()], 'FUSE protocol: mount options', () => {
     }
   });
 
+  it('serves requests with a poll window after each reply, and still unmounts at once', async () => {
+    const m = await mountTemp(new MemFs(), { pollMicros: 500 });
+    try {
+      await fsp.mkdir(m.p('d'));
+      await Promise.all(Array.from({ length: 50 }, (_, i) => fsp.writeFile(m.p(`d/f${i}`), `file ${i}`)));
+      for (let i = 0; i < 50; i++) expect(await fsp.readFile(m.p(`d/f${i}`), 'utf8')).toBe(`file ${i}`);
+      expect((await fsp.readdir(m.p('d'))).length).toBe(50);
+      const closed = new Promise<string>((resolve) => m.session.once('closed', resolve));
+      const t0 = Date.now();
+      await run('umount', [m.dir]);
+      expect(await closed).toBe('unmounted');
+      expect(Date.now() - t0).toBeLessThan(2000);
+    } finally {
+      await m.cleanup();
+    }
+  });
+
   it('rejects a bad maxWrite and a missing mount point with a clear error', async () => {
     await expect(mountTemp(new MemFs(), { maxWrite: 1000 })).rejects.toThrow(/maxWrite must be a multiple of 4096/);
+    await expect(mountTemp(new MemFs(), { pollMicros: -1 })).rejects.toThrow(/pollMicros must be between 0 and 10000/);
     const { mount } = await import('../../src/fuse/protocol/mount');
     await expect(mount(new MemFs(), '/nonexistent/kurve-mnt')).rejects.toThrow(/mount point .*ENOENT/);
   });

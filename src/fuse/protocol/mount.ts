@@ -12,6 +12,9 @@ export type ResolvedMountOptions = Required<MountOptions>;
 /** Defaults in one place; the CLI, config file and env all feed this. */
 export function resolveMountOptions(o: MountOptions = {}): ResolvedMountOptions {
   const maxWrite = o.maxWrite ?? 1 << 20;
+  if (o.pollMicros !== undefined && !(o.pollMicros >= 0 && o.pollMicros <= 10_000)) {
+    throw new FsError(Errno.EINVAL, `pollMicros must be between 0 and 10000 µs, got ${o.pollMicros}`);
+  }
   if (!Number.isInteger(maxWrite) || maxWrite < 4096 || maxWrite > 1 << 20 || maxWrite % 4096 !== 0) {
     throw new FsError(Errno.EINVAL, `maxWrite must be a multiple of 4096 between 4 KiB and 1 MiB, got ${maxWrite}`);
   }
@@ -25,6 +28,7 @@ export function resolveMountOptions(o: MountOptions = {}): ResolvedMountOptions 
     subtype: o.subtype ?? 'kurve',
     readOnly: o.readOnly ?? false,
     loop: o.loop ?? (process.env.KURVE_FUSE_LOOP === 'epoll' ? 'epoll' : 'uv-poll'),
+    pollMicros: o.pollMicros ?? 0,
   };
 }
 

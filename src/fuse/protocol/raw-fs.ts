@@ -370,6 +370,13 @@ export interface MountOptions {
    * loop) or 'epoll' (npm epoll's watcher thread). See docs/fuse-loop.md. Default 'uv-poll'.
    */
   readonly loop?: 'uv-poll' | 'epoll';
+  /**
+   * After the last request is answered, keep reading /dev/fuse (non-blocking) for this long
+   * before waiting in epoll again (µs; 0 = never). On a VM whose idle vCPUs halt, every wakeup of
+   * a sleeping daemon costs tens of µs; a client that sends its next request within the window
+   * finds the daemon awake. Costs CPU: at most this much per burst of requests. Default 0.
+   */
+  readonly pollMicros?: number;
 }
 
 /** Per-opcode request counts as the session saw them (cross-check with kernel tracepoints). */

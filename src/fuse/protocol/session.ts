@@ -43,7 +43,7 @@ const HANDOFF_BYTES = 64 * 1024;
 export interface SessionInit {
   readonly fd: number;
   readonly mountpoint: string;
-  readonly options: Required<Pick<MountOptions, 'maxWrite' | 'maxReadahead' | 'passthrough'>> & Pick<MountOptions, 'loop'>;
+  readonly options: Required<Pick<MountOptions, 'maxWrite' | 'maxReadahead' | 'passthrough'>> & Pick<MountOptions, 'loop' | 'pollMicros'>;
 }
 
 export class FuseSession extends EventEmitter implements FuseSessionApi {
@@ -77,6 +77,7 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
     this.fd = init.fd;
     this.mountpoint = init.mountpoint;
     this.opts = init.options;
+    this.pollMs = (init.options.pollMicros ?? 0) / 1000;
     this.rbuf = Buffer.allocUnsafe(this.opts.maxWrite + 8192);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.notify = {
@@ -97,6 +98,9 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
   }
 
   readonly opts: SessionInit['options'];
+  /** The poll window in ms (MountOptions.pollMicros). */
+  private readonly pollMs: number;
+  private pollQueued = false;
 
   get isClosed(): boolean {
     return this.ended;
@@ -154,11 +158,21 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
   // ---- the read loop -----------------------------------------------------------------------
 
   private onReadable(): void {
+    let pollUntil = 0;
     for (let i = 0; i < READ_BATCH && !this.ended; i++) {
       const n = ffi.devRead(this.fd, this.rbuf);
       if (n < 0) {
         const errno = -n;
-        if (errno === Errno.EAGAIN) return;
+        if (errno === Errno.EAGAIN) {
+          // Poll window (see MountOptions.pollMicros): only with nothing in flight, since replies
+          // of pending requests are written by callbacks that run after we return.
+          if (this.pollMs <= 0 || this.pending.size > 0) return;
+          const now = performance.now();
+          if (pollUntil === 0) pollUntil = now + this.pollMs;
+          else if (now >= pollUntil) return;
+          i--;
+          continue;
+        }
         if (errno === Errno.EINTR || errno === Errno.ENOENT) continue; // ENOENT: interrupted before we read it
         // ENODEV: unmounted (or the connection was aborted); ECONNABORTED with ABORT_ERROR.
         if (errno !== Errno.ENODEV && errno !== ECONNABORTED) log.error({ errno: errnoName(errno) }, 'reading /dev/fuse failed; ending the session');
@@ -259,7 +273,14 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
 
   private finished(req: Request, errno: number, traceDetail?: string): void {
     this.inflight--;
-    this.pending.delete(req.unique);
+    if (this.pending.delete(req.unique) && this.pending.size === 0 && this.pollMs > 0 && !this.pollQueued) {
+      // The last asynchronous reply is out: poll from the check phase, after its callbacks.
+      this.pollQueued = true;
+      setImmediate(() => {
+        this.pollQueued = false;
+        if (!this.ended) this.onReadable();
+      });
+    }
     observeDuration(req.opcode, (performance.now() - req.start) / 1000);
     if (errno !== 0) errorsTotal.labels(opName(req.opcode), errnoName(errno)).inc();
     if (tr.on) tr.log(`tx ${req.unique}: ${errno === 0 ? 'OK' : errnoName(errno)}${traceDetail ? ` ${traceDetail}` : ''}`);
