@@ -26,10 +26,11 @@ const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*/;
 
 function parseValue(s: string, line: number): number {
-  switch (s) {
-    case 'NaN': return NaN;
-    case '+Inf': case 'Inf': return Infinity;
-    case '-Inf': return -Infinity;
+  // Case-insensitive, as Prometheus (Go's ParseFloat) reads them: prom-client writes NaN as "Nan".
+  switch (s.toLowerCase()) {
+    case 'nan': return NaN;
+    case '+inf': case 'inf': return Infinity;
+    case '-inf': return -Infinity;
   }
   const v = Number(s);
   if (s === '' || Number.isNaN(v)) throw new ParseError(line, `bad value "${s}"`);

@@ -44,6 +44,10 @@ describe('parsePrometheusText', () => {
     expect(s.samples[0]).toEqual({ name: 'a_total', labels: { path: 'x"y\\z\n', b: '2' }, value: 3 });
     expect(Number.isNaN(s.samples[1].value)).toBe(true);
     expect(s.samples.slice(2).map((x) => x.value)).toEqual([Infinity, -Infinity, 0.0015, 7]);
+    // prom-client writes NaN as "Nan"; Prometheus reads special values case-insensitively.
+    const p = parsePrometheusText('g Nan\nh nan\ni +inf\nj -INF');
+    expect(Number.isNaN(p.samples[0].value) && Number.isNaN(p.samples[1].value)).toBe(true);
+    expect(p.samples.slice(2).map((x) => x.value)).toEqual([Infinity, -Infinity]);
   });
 
   it('rejects malformed lines with the line number', () => {
