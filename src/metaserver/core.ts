@@ -1,7 +1,8 @@
 // What every namespace op group shares: the engine, the allocator, the feed, the GC queue, the
 // file system records, and the transaction runner that publishes events after a commit.
 import { fsError } from '../common/errno';
-import { counter, histogram, LATENCY_BUCKETS } from '../common/metrics';
+import { fastCounter, fastHistogram } from '../common/fast-metrics';
+import { LATENCY_BUCKETS } from '../common/metrics';
 import type { KvEngine } from './engine';
 import { ChangeFeed, encodeEvents } from './feed';
 import type { GcQueue } from './gc';
@@ -9,12 +10,12 @@ import { decodeDentry, decodeFs, Dentry, FsRecord, InodeRec, isDir, nowTs } from
 import { dentryKey, eventsKey, fsKey } from './keys';
 import { Allocator, runTx, Tx } from './txn';
 
-const opsTotal = counter({
+const opsTotal = fastCounter({
   name: 'kurve_metaserver_ops_total',
   help: 'Namespace operations by op and result (ok or errno name)',
-  labelNames: ['op', 'result'] as const,
+  labelNames: ['op', 'result'],
 });
-const opDuration = histogram({
+const opDuration = fastHistogram({
   name: 'kurve_metaserver_op_duration_seconds',
   help: 'Namespace operation latency (in-process, including durable commit)',
   labelNames: ['op'] as const,

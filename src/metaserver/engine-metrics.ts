@@ -1,14 +1,15 @@
 // Metrics for any KvEngine: a wrapper the Namespace puts around its engine, so lmdb and etcd
 // report the same kurve_metaserver_engine_* series (by engine kind and op, never by key).
-import { counter, histogram, LATENCY_BUCKETS } from '../common/metrics';
+import { fastCounter, fastHistogram } from '../common/fast-metrics';
+import { LATENCY_BUCKETS } from '../common/metrics';
 import type { KvEngine, KvEntry, KvRange, KvTxn, KvTxnResult, KvValue } from './engine';
 
-export const engineOps = counter({
+export const engineOps = fastCounter({
   name: 'kurve_metaserver_engine_ops_total',
   help: 'KV engine operations by engine, op (get, range, txn, flush; commit = one lmdb group commit) and result (ok, conflict, error)',
   labelNames: ['engine', 'op', 'result'] as const,
 });
-export const engineDuration = histogram({
+export const engineDuration = fastHistogram({
   name: 'kurve_metaserver_engine_duration_seconds',
   help: 'KV engine latency by engine and op (txn = until acknowledgement: durable for lmdb sync and etcd, page cache for lmdb written; flush = until durable)',
   labelNames: ['engine', 'op'] as const,
