@@ -228,17 +228,22 @@ export class KurveFs implements RawFileSystem {
 
   private async lookupRemote(parent: number, name: Buffer): Promise<EntryOut> {
     const epoch = this.cacheEpoch;
-    try {
-      const attr = await this.d.meta.lookup(this.fsId, parent, name);
-      return this.entry(parent, name, attr, epoch);
-    } catch (err) {
-      if (toErrno(err) !== Errno.ENOENT) throw err;
-      // A negative entry: the kernel remembers "no such name" until a create (ours or, through
-      // the change feed, another client's) invalidates it.
-      this.coherence.noteDentry(parent, name);
-      this.cacheDentry(parent, name, 0, epoch);
-      return negativeEntry(this.coherence.entryTimeout);
+    let attr: Attr | undefined;
+    if (this.d.meta.lookupOptional) {
+      attr = await this.d.meta.lookupOptional(this.fsId, parent, name);
+    } else {
+      try {
+        attr = await this.d.meta.lookup(this.fsId, parent, name);
+      } catch (err) {
+        if (toErrno(err) !== Errno.ENOENT) throw err;
+      }
     }
+    if (attr) return this.entry(parent, name, attr, epoch);
+    // A negative entry: the kernel remembers "no such name" until a create (ours or, through the
+    // change feed, another client's) invalidates it.
+    this.coherence.noteDentry(parent, name);
+    this.cacheDentry(parent, name, 0, epoch);
+    return negativeEntry(this.coherence.entryTimeout);
   }
 
   forget(nodeid: number, nlookup: number): void {

@@ -144,6 +144,8 @@ export interface SubscribeHandlers {
 export interface MetaService {
   statfs(fsId: number): Promise<StatFs>;
   lookup(fsId: number, parent: Ino, name: Buffer): Promise<Attr>;
+  /** lookup() answering a missing name with undefined (in-process only: no exception per miss). */
+  lookupOptional?(fsId: number, parent: Ino, name: Buffer): Promise<Attr | undefined>;
   getattr(fsId: number, ino: Ino): Promise<Attr>;
   setattr(fsId: number, ino: Ino, req: SetAttrRequest, caller: Caller): Promise<Attr>;
   /** Regular files, fifos, sockets, char/block devices; EEXIST if the name exists. */

@@ -62,14 +62,15 @@ export class Core {
     });
   }
 
-  /** Times an op and counts its result. */
-  async measure<T>(op: string, fn: () => Promise<T>): Promise<T> {
+  /** Times an op and counts its result (`absent`: the result to count when fn returns undefined). */
+  async measure<T>(op: string, fn: () => Promise<T>, absent?: string): Promise<T> {
     // performance.now(), not hrtime.bigint(): no BigInt allocated per op (several ops per create).
     const start = performance.now();
     const m = opMetrics(op);
     try {
       const r = await fn();
-      m.ok.inc();
+      if (r === undefined && absent) opsTotal.labels(op, absent).inc();
+      else m.ok.inc();
       return r;
     } catch (err) {
       opsTotal.labels(op, (err as { code?: string }).code ?? 'error').inc();

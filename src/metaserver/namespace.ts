@@ -158,6 +158,17 @@ export class Namespace implements MetaService, MetaAdmin {
   }
 
   async lookup(fsId: number, parent: Ino, name: Buffer): Promise<Attr> {
+    const attr = await this.lookupOptional(fsId, parent, name);
+    if (!attr) throw expectedFsError('ENOENT', `'${name.toString()}' does not exist in directory ${parent}`);
+    return attr;
+  }
+
+  /**
+   * lookup() that answers a missing name with undefined instead of ENOENT: the in-process client's
+   * negative lookups (one per file create) then throw nothing. A missing or non-directory parent
+   * still throws.
+   */
+  async lookupOptional(fsId: number, parent: Ino, name: Buffer): Promise<Attr | undefined> {
     checkName(name);
     return this.core.measure('lookup', async () => {
       await this.core.fs(fsId);
@@ -166,10 +177,10 @@ export class Namespace implements MetaService, MetaAdmin {
         const p = await this.engine.get(inodeKey(fsId, parent));
         if (!p) throw fsError('ENOENT', `parent directory ${parent} does not exist`);
         if (!isDir(decodeInode(parent, p.value).mode)) throw fsError('ENOTDIR', `parent ${parent} is not a directory`);
-        throw expectedFsError('ENOENT', `'${name.toString()}' does not exist in directory ${parent}`);
+        return undefined;
       }
       return this.attrOf(fsId, decodeDentry(d.value).ino);
-    });
+    }, 'ENOENT');
   }
 
   async getattr(fsId: number, ino: Ino): Promise<Attr> {
