@@ -82,7 +82,9 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number
 
 // Safety nets: every test file that imports this helper detaches leftovers after its tests, and
 // a process exit detaches synchronously whatever is still mounted.
-if (typeof afterAll === 'function') afterAll(unmountAll);
+// (Looked up on globalThis: the bench also loads this helper, outside jest and without its types.)
+const jestAfterAll = (globalThis as { afterAll?: (fn: () => Promise<void>) => void }).afterAll;
+if (typeof jestAfterAll === 'function') jestAfterAll(unmountAll);
 // (One process-wide listener, however many test files load this helper.)
 const EXIT_HOOK = Symbol.for('kurve.test.mountTempExit');
 const g = globalThis as { [EXIT_HOOK]?: Set<TempMount> };
