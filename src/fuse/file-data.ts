@@ -1,7 +1,6 @@
 // The client's data path: reads served from the local backing files (fetching missing chunks from
 // the datastore, with sequential readahead), writes into them tracked as dirty chunks, uploads of
 // dirty chunks as new immutable versions committed atomically in the metaserver (flush/fsync/close).
-import * as fs from 'node:fs';
 import { Errno, FsError, toErrno } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import type { DataService, PutOptions } from '../datastore/api';
@@ -37,12 +36,6 @@ const SYNC_READ_BYTES = 256 * 1024;
 const DEFER_SYNC: PutOptions = { deferSync: true };
 /** How many chunk uploads (or downloads for one read) run at once. */
 const IO_PARALLELISM = 4;
-/**
- * Inodes parked with their backing files kept (see park(); the in-memory limit is
- * ClientOptions.trackedInodes, each tracked one holding an open backing fd); past this, the
- * oldest parked ones go.
- */
-const MAX_PARKED_INODES = 262_144;
 /** Upload buffers kept for reuse (uploads of two inodes at once, IO_PARALLELISM each). */
 const MAX_POOLED_BUFFERS = 2 * IO_PARALLELISM;
 /** The metaserver's limit of chunks per commit (MAX_CHUNKS_PER_COMMIT there). */
@@ -51,8 +44,6 @@ const MAX_COMMIT_CHUNKS = 1024;
 
 export class FileData implements Evictor {
   private readonly inodes = new Map<number, InodeData>();
-  /** Inodes parked by trimIdle(): chunk index -> version their backing file holds, and its size. */
-  private readonly parked = new Map<number, { present: Map<number, number>; size: number }>();
   /** Upload buffers, reused: a fresh 4 MiB buffer per chunk cost ~0.3 s of GC per GiB uploaded. */
   private readonly bufferPool: Buffer[] = [];
 
@@ -75,14 +66,10 @@ export class FileData implements Evictor {
     }
     if (this.inodes.size >= this.d.trackedInodes) this.trimIdle(Math.floor(this.d.trackedInodes * 0.9));
     st = new InodeData(ino, this.d.chunkSize, this.d.cache.openBacking(ino));
-    const parked = this.parked.get(ino);
-    if (parked) {
-      // Its chunks are still in the backing file; their versions are checked against the chunk
-      // map at the next refresh (a new InodeData starts map-stale), which drops changed ones.
-      this.parked.delete(ino);
-      if (st.backing.adopt(parked.size)) for (const [i, v] of parked.present) st.present.set(i, v);
-      else for (const i of parked.present.keys()) this.d.cache.forget(ino, i);
-    }
+    // A parked inode's chunks are still in its backing file; their versions are checked against
+    // the chunk map at the next refresh (a new InodeData starts map-stale), which drops changed ones.
+    const parked = this.d.cache.unpark(ino, st.backing);
+    if (parked) for (const [i, v] of parked) st.present.set(i, v);
     this.inodes.set(ino, st);
     return st;
   }
@@ -97,7 +84,6 @@ export class FileData implements Evictor {
   /**
    * Stops tracking an idle inode but keeps what its backing file holds in the chunk cache (an
    * fd and an InodeData each for every cached file would not scale): ensure() adopts it again.
-   * The cache's byte limit still bounds it: evicting any of its chunks drops all of it.
    */
   private park(st: InodeData): void {
     if (st.present.size === 0 || st.backingId !== undefined) {
@@ -106,8 +92,7 @@ export class FileData implements Evictor {
     }
     st.backing.close(false);
     this.inodes.delete(st.ino);
-    this.parked.set(st.ino, { present: new Map(st.present), size: st.backing.size });
-    if (this.parked.size > MAX_PARKED_INODES) this.drop(this.parked.keys().next().value as number);
+    this.d.cache.park(st.ino, new Map(st.present), st.backing.size);
   }
 
   get tracked(): number {
@@ -540,10 +525,6 @@ export class FileData implements Evictor {
   }
 
   evict(ino: number, index: number): void {
-    if (this.parked.has(ino)) {
-      this.drop(ino);
-      return;
-    }
     const st = this.inodes.get(ino);
     if (!st || st.backing.closed) return;
     st.present.delete(index);
@@ -552,13 +533,7 @@ export class FileData implements Evictor {
 
   /** The inode is gone (forgotten by the kernel and idle, or deleted): free its local state. */
   drop(ino: number): void {
-    const parked = this.parked.get(ino);
-    if (parked) {
-      this.parked.delete(ino);
-      for (const i of parked.present.keys()) this.d.cache.forget(ino, i);
-      fs.rmSync(this.d.cache.openBacking(ino).path, { force: true });
-      return;
-    }
+    if (this.d.cache.dropParked(ino)) return;
     const st = this.inodes.get(ino);
     if (!st || st.handles > 0 || this.isDirty(st)) return;
     for (const i of st.present.keys()) this.d.cache.forget(ino, i);

@@ -8,6 +8,8 @@ import { cacheEvictions, cacheLimitBytes, cacheUsedBytes } from '../client-metri
 import { BackingFile } from './backing-file';
 
 const log = moduleLogger('chunk-cache');
+/** Parked inodes kept at most (see park()); beyond this the oldest go. */
+const MAX_PARKED_INODES = 262_144;
 
 /** Who owns cached chunks: asked before a chunk is dropped, told when it was. */
 export interface Evictor {
@@ -28,6 +30,12 @@ export class ChunkCache {
   private readonly lru = new Map<string, { ino: number; index: number; bytes: number }>();
   private used = 0;
   private evictor?: Evictor;
+  /**
+   * Inodes the client no longer tracks in memory whose closed backing files stay in the cache:
+   * chunk index -> the version it holds, and the file's size. Their chunks stay in the LRU;
+   * evicting any of them drops the whole inode.
+   */
+  private readonly parked = new Map<number, { present: Map<number, number>; size: number }>();
 
   constructor(private readonly opts: ChunkCacheOptions) {
     fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
@@ -69,6 +77,32 @@ export class ChunkCache {
     return new BackingFile(path.join(this.root, String(ino)));
   }
 
+  /** Keeps an idle inode's closed backing file and the chunks it holds (index -> version). */
+  park(ino: number, present: Map<number, number>, size: number): void {
+    this.parked.set(ino, { present, size });
+    if (this.parked.size > MAX_PARKED_INODES) this.dropParked(this.parked.keys().next().value as number);
+  }
+
+  /** A parked inode's chunks, its file adopted by `backing`; undefined if not parked or the file is gone. */
+  unpark(ino: number, backing: BackingFile): Map<number, number> | undefined {
+    const p = this.parked.get(ino);
+    if (!p) return undefined;
+    this.parked.delete(ino);
+    if (backing.adopt(p.size)) return p.present;
+    for (const i of p.present.keys()) this.forget(ino, i);
+    return undefined;
+  }
+
+  /** Deletes a parked inode's file and forgets its chunks; false if it is not parked. */
+  dropParked(ino: number): boolean {
+    const p = this.parked.get(ino);
+    if (!p) return false;
+    this.parked.delete(ino);
+    for (const i of p.present.keys()) this.forget(ino, i);
+    fs.rmSync(path.join(this.root, String(ino)), { force: true });
+    return true;
+  }
+
   /** Records that (ino, index) holds `bytes` and is the most recently used chunk. */
   touch(ino: number, index: number, bytes: number): void {
     const key = `${ino}:${index}`;
@@ -108,6 +142,10 @@ export class ChunkCache {
     const skipped: string[] = [];
     for (const [key, e] of this.lru) {
       if (this.used + incoming <= this.opts.limitBytes) break;
+      if (this.dropParked(e.ino)) {
+        cacheEvictions.inc();
+        continue;
+      }
       if (!this.evictor.canEvict(e.ino, e.index)) {
         skipped.push(key);
         continue;
@@ -133,6 +171,7 @@ export class ChunkCache {
 
   close(): void {
     this.lru.clear();
+    this.parked.clear();
     this.used = 0;
     cacheUsedBytes.set(0);
     fs.rmSync(this.root, { recursive: true, force: true });
