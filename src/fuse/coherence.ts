@@ -183,20 +183,14 @@ export class Coherence {
     return () => this.consumeOwn(key);
   }
   /**
-   * Our entry change in `dir` will touch its attributes (one attr event) and the kernel knows it
-   * (it invalidates the parent's attributes on the reply). Same contract as expectEntry.
-   */
-  expectDirAttr(dir: number): () => void {
-    const key = `a${dir}`;
-    this.expect(key);
-    return () => this.consumeOwn(key);
-  }
-  /**
-   * Our unlink/rmdir of a name the kernel holds will emit one attr event for its inode (nlink,
-   * orphan or purge), and the kernel updates that inode itself on the reply. Same contract.
+   * Our change will emit one attr event for `ino` that the kernel already knows of: the parent
+   * of an entry we add or remove (the kernel invalidates its attributes on the reply), or the
+   * inode an unlink/rmdir removes a name of (nlink, orphan or purge). Same contract as expectEntry.
    */
   expectAttr(ino: number): () => void {
-    return this.expectDirAttr(ino);
+    const key = `a${ino}`;
+    this.expect(key);
+    return () => this.consumeOwn(key);
   }
   /** Our commit will produce this dataVersion (see FileData.uploadLocked). */
   expectData(ino: number, dataVersion: number): void {

@@ -190,7 +190,7 @@ export class KurveFs implements RawFileSystem {
     const cancels = names.map(([parent, name]) => this.coherence.expectEntry(parent, name));
     // One name = one entry added or removed in one directory: surely one attr event on it. (A
     // rename may touch one directory once or twice; its echoes are left alone.)
-    if (names.length === 1) cancels.push(this.coherence.expectDirAttr(names[0][0]));
+    if (names.length === 1) cancels.push(this.coherence.expectAttr(names[0][0]));
     // The inode an unlink/rmdir removes a name of emits one attr event too.
     if (removed !== undefined) cancels.push(this.coherence.expectAttr(removed));
     try {
