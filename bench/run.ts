@@ -54,6 +54,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const started = new Date();
+  const loadAtStart = os.loadavg()[0];
   const results: RowResult[] = [];
   try {
     for (const b of chosen) {
@@ -70,8 +71,9 @@ async function main(): Promise<void> {
   } finally {
     await env.close();
   }
+  const host = hostFacts(loadAtStart);
   const table = markdownTable(results);
-  process.stdout.write(`\n${table}\n\n`);
+  process.stdout.write(`\n${table}\n\n${describeHost(host)}\n`);
   const outDir = opts.out ?? path.join(repoRoot(), 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   const file = path.join(outDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -79,11 +81,43 @@ async function main(): Promise<void> {
     started: started.toISOString(),
     finished: new Date().toISOString(),
     quick: opts.quick,
-    host: { kernel: os.release(), cpus: os.cpus().length, node: process.version, memoryBytes: os.totalmem() },
+    host,
     results,
   };
   fs.writeFileSync(file, JSON.stringify(record, null, 2) + '\n');
   process.stdout.write(`results saved to ${path.relative(process.cwd(), file) || file}\n`);
+}
+
+/** One sysfs value, or undefined where this kernel or VM has no such file. */
+function sysfs(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What the figures depend on besides Kurve: round-trip rows swing 2-3x with the cost of waking an
+ * idle vCPU, which guest halt polling (and the cpuidle driver) decide; load shows a busy machine.
+ */
+function hostFacts(loadAtStart: number) {
+  const driver = sysfs('/sys/devices/system/cpu/cpuidle/current_driver');
+  return {
+    kernel: os.release(),
+    cpus: os.cpus().length,
+    node: process.version,
+    memoryBytes: os.totalmem(),
+    loadAverage: { start: loadAtStart, end: os.loadavg()[0] },
+    cpuidleDriver: driver,
+    // The governor's parameter only acts under the haltpoll cpuidle driver.
+    guestHaltPollNs: driver === 'haltpoll' ? sysfs('/sys/module/haltpoll/parameters/guest_halt_poll_ns') : undefined,
+  };
+}
+
+function describeHost(h: ReturnType<typeof hostFacts>): string {
+  return `host: kernel ${h.kernel}, ${h.cpus} CPUs, node ${h.node}, load ${h.loadAverage.start.toFixed(2)} -> ${h.loadAverage.end.toFixed(2)}, `
+    + `cpuidle driver ${h.cpuidleDriver ?? 'none'}, guest halt polling ${h.guestHaltPollNs === undefined ? 'n/a' : `${h.guestHaltPollNs} ns`}`;
 }
 
 main().catch((err: unknown) => {
