@@ -5,6 +5,7 @@
 // them (unreachable, or a follower refusing).
 import * as grpc from '@grpc/grpc-js';
 import { FsError } from '../common/errno';
+import { moduleLogger } from '../common/logger';
 import { ClientOptions, clientChannelOptions, unary } from '../common/rpc';
 import { rpcFsError } from '../common/service';
 import * as pb from '../gen/mds';
@@ -17,6 +18,8 @@ export interface MdsClientOptions extends ClientOptions {
   /** Deadline of each attempt (default min(budget, 5 s)). */
   readonly attemptMs?: number;
 }
+
+const log = moduleLogger('mds-client');
 
 const RETRY_ALWAYS = new Set([grpc.status.UNAVAILABLE]);
 const RETRY_IDEMPOTENT = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.ABORTED, grpc.status.CANCELLED]);
@@ -90,7 +93,12 @@ export class MdsClient implements MdsService {
           this.preferred = next;
           continue;
         }
-        // Every replica failed this round: wait, then start over from the first.
+        // Every replica failed this round: wait, then start over from the first. Say so once, so
+        // that a user whose MDS is down is not left staring at a silent command for the budget.
+        if (backoff === 50) {
+          log.warn({ method, addresses: this.addresses, retryForMs: Math.max(0, deadline - Date.now()), err: (err as Error).message },
+            'no MDS reachable; retrying');
+        }
         failedInRound = new Set();
         this.preferred = this.addresses[0];
         const wait = Math.min(backoff, deadline - Date.now());
