@@ -8,7 +8,12 @@ export interface CommandModule {
   register(program: Command): void;
 }
 
+/** Long-running services: their stdout is their log. Every other command prints results there. */
+const SERVICES = new Set(['up', 'mount', 'mds', 'metaserver', 'datastore', 'dev']);
+
 function main(): void {
+  // Before any command module is loaded: modules create their loggers when required.
+  if (!SERVICES.has(process.argv[2] ?? '')) process.env.KURVE_LOG_STDERR ??= '1';
   // libuv's threadpool (4 threads by default) carries the FUSE notifications, which the kernel may
   // hold until a request is answered, and the datastore's fsyncs, which wait for the disk: a few
   // of either must not stall the other or async file I/O. Read once, at the pool's first use.

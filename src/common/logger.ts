@@ -3,15 +3,18 @@ import pino from 'pino';
 
 function makeRoot(): pino.Logger {
   const level = process.env.KURVE_LOG_LEVEL ?? 'info';
-  const pretty = process.stdout.isTTY && process.env.KURVE_LOG_JSON !== '1';
+  // Services log to stdout; commands whose stdout is their result (`kurve status --json`) set
+  // KURVE_LOG_STDERR=1 so that a warning cannot corrupt it.
+  const fd = process.env.KURVE_LOG_STDERR === '1' ? 2 : 1;
+  const pretty = (fd === 2 ? process.stderr : process.stdout).isTTY && process.env.KURVE_LOG_JSON !== '1';
   if (pretty) {
     try {
-      return pino({ level, base: { pid: process.pid } }, require('pino-pretty')({ colorize: true, sync: true }));
+      return pino({ level, base: { pid: process.pid } }, require('pino-pretty')({ colorize: true, sync: true, destination: fd }));
     } catch {
       // pino-pretty is optional at run time: fall back to JSON.
     }
   }
-  return pino({ level, base: { pid: process.pid } });
+  return pino({ level, base: { pid: process.pid } }, fd === 2 ? pino.destination({ fd: 2, sync: true }) : undefined);
 }
 
 let root: pino.Logger | undefined;
