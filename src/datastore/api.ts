@@ -1,5 +1,8 @@
 // The datastore's contract: immutable chunk objects keyed by (fs, inode, chunk index, version),
-// CRC32C-checked. Implemented in-process by ChunkStore and over gRPC by DataClient.
+// CRC32C-checked. Implemented in-process by ChunkStore, over gRPC by DataClient, and over several
+// datastores by DataRouter.
+import { FsError } from '../common/errno';
+
 export interface ChunkKey {
   readonly fsId: number;
   readonly ino: number;
@@ -60,3 +63,9 @@ export interface DataService {
    */
   list?(after: string | undefined, limit: number): Promise<ObjectPage>;
 }
+
+/**
+ * The datastore did not answer (connection refused or lost, deadline passed), as opposed to an
+ * answer such as ENOENT or a corrupt object: the call may be tried on another datastore.
+ */
+export class DatastoreUnreachableError extends FsError {}

@@ -8,11 +8,22 @@ import { ClientOptions, clientChannelOptions, unary } from '../common/rpc';
 import { rpcFsError } from '../common/service';
 import { DatastoreClient, PutRequest } from '../gen/datastore';
 import { DatastoreWireClient } from './wire';
-import { ChunkKey, DataService, DataStats, ObjectPage } from './api';
+import { ChunkKey, DataService, DataStats, DatastoreUnreachableError, ObjectPage } from './api';
 import { formatKey, validateKey } from './chunk-store';
 import { PIECE_BYTES } from './service';
 
 const FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
+
+/**
+ * No answer from the datastore: the transport failed or the deadline passed. An error the
+ * datastore itself sent carries its errno in the metadata (kurve-errno) and is an answer.
+ */
+function unanswered(err: unknown): boolean {
+  const e = err as { code?: unknown; metadata?: grpc.Metadata } | null;
+  if (!e || typeof e.code !== 'number') return false;
+  if (e.code !== grpc.status.UNAVAILABLE && e.code !== grpc.status.DEADLINE_EXCEEDED) return false;
+  return !(e.metadata instanceof grpc.Metadata && e.metadata.get('kurve-errno').length > 0);
+}
 
 export interface DataClientOptions extends ClientOptions {
   /** Deadline for put/get of one object (default 30 s); deadlineMs is for the small calls (10 s). */
@@ -35,7 +46,8 @@ export class DataClient implements DataService {
   }
 
   private fail(err: unknown): FsError {
-    return rpcFsError(err, `datastore ${this.address}`);
+    const e = rpcFsError(err, `datastore ${this.address}`);
+    return unanswered(err) ? new DatastoreUnreachableError(e.errno, e.message.slice(e.message.indexOf(': ') + 2)) : e;
   }
 
   async put(key: ChunkKey, data: Buffer, crc = crc32c(data)): Promise<void> {

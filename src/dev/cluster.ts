@@ -30,6 +30,8 @@ export interface DevClusterOptions {
   readonly startTimeoutMs?: number;
   /** Progress lines (e.g. process.stderr.write). */
   readonly log?: (line: string) => void;
+  /** More command-line flags for every process of a kind (e.g. metaserver ['--unlink-grace', '1s']). */
+  readonly extraArgs?: Partial<Record<ServiceKind, readonly string[]>>;
   /** Aborting (Ctrl-C during startup) stops what was started and rejects. */
   readonly signal?: AbortSignal;
 }
@@ -205,22 +207,22 @@ export async function startDevCluster(opts: DevClusterOptions = {}): Promise<Dev
         '--election-ttl', `${opts.electionTtlSec ?? 5}s`,
         ...(opts.sessionLeaseMs ? ['--lease', `${opts.sessionLeaseMs}ms`] : []),
         ...(opts.heartbeatMs ? ['--heartbeat', `${opts.heartbeatMs}ms`] : []),
+        ...(opts.extraArgs?.mds ?? []),
       ]);
     }
     const mdsList = services.map((s) => s.address).join(',');
     for (let i = 0; i < (opts.datastores ?? 2); i++) {
       add('datastore', i, base + 21 + i, (a, m, d) => {
-        // Stable, ordered ids: clients use the first datastore the MDS lists (sorted by id), and the
-        // metaservers collect garbage on that same one.
+        // Stable, readable ids (placement hashes by id, so a restart keeps every chunk's owner).
         if (!fs.existsSync(path.join(d, 'server-id'))) fs.writeFileSync(path.join(d, 'server-id'), `ds-${i}\n`);
-        return ['datastore', '--listen', a, '--dir', d, '--metrics', m, '--mds', mdsList];
+        return ['datastore', '--listen', a, '--dir', d, '--metrics', m, '--mds', mdsList, ...(opts.extraArgs?.datastore ?? [])];
       });
     }
-    const firstDs = services.find((s) => s.kind === 'datastore')?.address;
     for (let i = 0; i < (opts.metaservers ?? 2); i++) {
+      // No --datastore: the metaservers collect garbage on every datastore the MDS lists.
       add('metaserver', i, base + 11 + i, (a, m) => [
         'metaserver', '--listen', a, '--etcd', etcd.endpointList, '--metrics', m, '--mds', mdsList,
-        ...(firstDs ? ['--datastore', firstDs] : []),
+        ...(opts.extraArgs?.metaserver ?? []),
       ]);
     }
     for (const kind of ['mds', 'datastore', 'metaserver'] as const) {

@@ -1,12 +1,13 @@
 // `kurve mount`: a client of a distributed Kurve. Asks the MDS for the file system and where its
-// services are (MountInfo), talks to a metaserver and a datastore over gRPC, keeps the MDS session
-// (lease) alive, and mounts. The FUSE side is the same mountKurve() as `kurve up`.
+// services are (MountInfo), talks to a metaserver and to the datastores over gRPC (chunks spread
+// over every datastore the MDS lists, see DatastoreDirectory), keeps the MDS session (lease)
+// alive, and mounts. The FUSE side is the same mountKurve() as `kurve up`.
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Errno, toErrno } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import { collectProcessMetrics, startMetricsServer, type MetricsServer } from '../common/metrics';
-import { DataClient } from '../datastore/client';
+import { DatastoreDirectory } from '../datastore/directory';
 import type { MountInfo } from '../mds/api';
 import { MdsClient } from '../mds/client';
 import { MetaClient } from '../metaserver/client';
@@ -29,6 +30,8 @@ export interface RemoteMountOptions {
    * it fails (default 30 s): a leader election takes about one to two lease TTLs.
    */
   readonly mdsTimeoutMs?: number;
+  /** How often the MDS's datastore list is read again (default 2 s). */
+  readonly datastoreRefreshMs?: number;
 }
 
 export const DEFAULT_MDS_TIMEOUT_MS = 30_000;
@@ -58,18 +61,26 @@ export async function mountRemote(o: RemoteMountOptions): Promise<RemoteMount> {
     throw new Error(`the MDS knows no healthy ${info.metaservers.length === 0 ? 'metaserver' : 'datastore'} for "${o.fsName}"`);
   }
   const meta = new MetaClient(info.metaservers[0], { token: o.token });
-  const data = new DataClient(info.datastores[0], { token: o.token });
+  let datastores: DatastoreDirectory;
+  try {
+    datastores = await DatastoreDirectory.open(mds, { refreshMs: o.datastoreRefreshMs, client: { token: o.token } });
+  } catch (err) {
+    await mds.unmount(info.session.sessionId).catch(() => undefined);
+    meta.close();
+    mds.close();
+    throw err;
+  }
   let sessionId = info.session.sessionId;
   let metrics: MetricsServer | undefined;
   let mount: KurveMount;
   try {
     if (o.metrics) metrics = await startMetricsServer(o.metrics);
-    mount = await mountKurve({ meta, data, fs: info.fs, sessionId, mountpoint, options: o.options });
+    mount = await mountKurve({ meta, data: datastores.router, fs: info.fs, sessionId, mountpoint, options: o.options });
   } catch (err) {
     await metrics?.close();
     await mds.unmount(sessionId).catch(() => undefined);
     meta.close();
-    data.close();
+    datastores.close();
     mds.close();
     throw err;
   }
@@ -95,11 +106,11 @@ export async function mountRemote(o: RemoteMountOptions): Promise<RemoteMount> {
       await mds.unmount(sessionId).catch((err: unknown) => log.warn({ err: String(err) }, 'MDS unmount failed'));
       await metrics?.close();
       meta.close();
-      data.close();
+      datastores.close();
       mds.close();
     }
   })());
   const closed = mount.closed.then(() => close());
-  log.info({ mountpoint, fs: info.fs.name, metaserver: info.metaservers[0], datastore: info.datastores[0] }, 'kurve mount');
+  log.info({ mountpoint, fs: info.fs.name, metaserver: info.metaservers[0], datastores: datastores.addresses() }, 'kurve mount');
   return { mount, info, metricsAddress: metrics?.address, close, closed };
 }

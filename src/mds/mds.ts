@@ -313,8 +313,8 @@ export class Mds implements MdsService {
     this.publish();
     // Each mount gets the metaservers rotated one further: clients use the first entry, so
     // successive mounts land on different ones (metaservers over etcd share the namespace). The
-    // datastores keep one order for everyone: each holds only the chunks written to it, and a
-    // client that talks to one datastore must find the chunks other clients wrote there.
+    // healthy datastores only tell the client whether it can mount: it places chunks over the
+    // whole registered list (listServers, by id), like every other client (DatastoreDirectory).
     const metaservers = rotate(this.healthy('metaserver'), this.mounts++);
     const datastores = this.listServersSync('datastore').filter((s) => s.healthy).map((s) => s.address);
     log.info({ sessionId: rec.sessionId, fs: fs.name, client, mountpoint, metaserver: metaservers[0], datastore: datastores[0] }, 'mounted');

@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { crc32c } from '@node-rs/crc32';
 import { Errno, FsError, toErrno } from '../../src/common/errno';
 import { clientChannelOptions, unary } from '../../src/common/rpc';
+import { DatastoreUnreachableError } from '../../src/datastore/api';
 import { DataClient } from '../../src/datastore/client';
 import { startDatastore, Datastore } from '../../src/datastore/server';
 import { DatastoreClient, PutRequest } from '../../src/gen/datastore';
@@ -213,6 +214,23 @@ describe('datastore over gRPC', () => {
       c.close();
     }
     expect((await client.stats()).objects).toBeGreaterThan(0);
+  });
+
+  it('tells "did not answer" (may be tried elsewhere) from an answer such as ENOENT or EIO', async () => {
+    const absent = await failure(client.get(key(4242)));
+    expect(toErrno(absent)).toBe(Errno.ENOENT);
+    expect(absent).not.toBeInstanceOf(DatastoreUnreachableError);
+    const nobody = new DataClient('127.0.0.1:1', { token: TOKEN });
+    try {
+      for (const call of [nobody.get(key(1)), nobody.put(key(1), Buffer.alloc(10)), nobody.deleteInode(1, 1)]) {
+        const e = await failure(call);
+        expect(e).toBeInstanceOf(DatastoreUnreachableError);
+        expect(toErrno(e)).toBe(Errno.EIO);
+        expect((e as Error).message).toMatch(/^EIO: datastore 127\.0\.0\.1:1: /);
+      }
+    } finally {
+      nobody.close();
+    }
   });
 
   it('enforces the token on every RPC, including Health', async () => {

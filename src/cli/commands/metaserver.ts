@@ -1,5 +1,6 @@
 // `kurve metaserver`: a standalone metaserver (namespace over lmdb) serving gRPC until SIGTERM.
 import { Command } from 'commander';
+import type { DataService } from '../../datastore/api';
 import { DEFAULT_GC_GRACE_MS, DEFAULT_METASERVER_LISTEN, DEFAULT_UNLINK_GRACE_MS } from '../../metaserver/defaults';
 
 interface MetaserverFlags {
@@ -29,13 +30,13 @@ export function register(program: Command): void {
     .option('--cluster <name>', 'with --etcd: the cluster whose namespace to serve (etcd keys kurve/<name>/)', 'default')
     .option('--token <token>', 'shared token every RPC must carry (also $KURVE_TOKEN)')
     .option('--metrics <addr>', 'serve Prometheus /metrics on HOST:PORT (default: none)')
-    .option('--datastore <addr>', 'datastore to delete replaced chunks and purged files from (default: keep them queued)')
+    .option('--datastore <addrs>', 'datastore(s), comma-separated, to delete replaced chunks and purged files from (default with --mds: every datastore the MDS lists; without: keep them queued)')
     .option('--mds <addrs>', 'MDS address(es), comma-separated: register and heartbeat as a metaserver')
     .option('--advertise <addr>', 'address to give the MDS (default: the bound --listen address)')
     .option('--create-fs <id...>', 'create these file system ids (root directory) if missing')
     .option('--gc-grace <duration>', 'wait before deleting a replaced chunk object (readers may be mid-read)', `${DEFAULT_GC_GRACE_MS / 1000}s`)
     .option('--unlink-grace <duration>', 'keep an unlinked file no session had registered open this long (clients register lazily)', `${DEFAULT_UNLINK_GRACE_MS / 1000}s`)
-    .option('--stray-grace <duration>', 'delete datastore objects no chunk map references once older than this (needs --datastore)', '24h')
+    .option('--stray-grace <duration>', 'delete datastore objects no chunk map references once older than this (needs datastores)', '24h')
     .option('--sweep-interval <duration>', 'how often to look for such objects (default: a quarter of --stray-grace, at most 1h)')
     .addHelpText('after', `
 Stops gracefully on SIGTERM/SIGINT: ends change-feed streams, lets in-flight calls finish, closes lmdb.
@@ -51,11 +52,7 @@ Examples:
       const { exitOnSignal } = await import('../../common/service');
       const { parseDuration } = await import('../../common/config');
       const token = flags.token ?? process.env.KURVE_TOKEN;
-      let datastore: import('../../datastore/client').DataClient | undefined;
-      if (flags.datastore) {
-        const { DataClient } = await import('../../datastore/client');
-        datastore = new DataClient(flags.datastore, { token });
-      }
+      const { datastore, closeDatastores } = await datastoresOf(flags, token);
       const createFs = (flags.createFs ?? []).map((v) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`--create-fs: '${v}' is not a file system id`);
@@ -79,6 +76,28 @@ Examples:
         });
       // One plain line on stdout so scripts (and tests) can find the bound address.
       process.stdout.write(`metaserver listening on ${ms.address}\n`);
-      exitOnSignal({ name: 'metaserver', close: async () => { await ms.close(); datastore?.close(); } });
+      exitOnSignal({ name: 'metaserver', close: async () => { await ms.close(); closeDatastores(); } });
     });
+}
+
+/**
+ * The datastores this metaserver deletes objects from, sweeps and sums for statfs: the --datastore
+ * list, else (with --mds) every datastore the MDS lists, kept up to date; else none.
+ */
+async function datastoresOf(flags: MetaserverFlags, token: string | undefined): Promise<{ datastore?: DataService; closeDatastores: () => void }> {
+  const { parseAddressList } = await import('../../datastore/server');
+  const { DataClient } = await import('../../datastore/client');
+  const { DataRouter } = await import('../../datastore/router');
+  if (flags.datastore) {
+    const clients = parseAddressList(flags.datastore).map((a) => new DataClient(a, { token }));
+    const datastore = clients.length === 1 ? clients[0] : new DataRouter(clients.map((c) => ({ id: c.address, service: c })));
+    return { datastore, closeDatastores: () => clients.forEach((c) => c.close()) };
+  }
+  if (!flags.mds) return { closeDatastores: () => undefined };
+  const { MdsClient } = await import('../../mds/client');
+  const { DatastoreDirectory } = await import('../../datastore/directory');
+  const mds = new MdsClient(flags.mds, { token });
+  // In the background: the metaserver must start (and register) while the MDS is not up yet.
+  const dir = await DatastoreDirectory.open(mds, { background: true, client: { token } });
+  return { datastore: dir.router, closeDatastores: () => { dir.close(); mds.close(); } };
 }
