@@ -1,5 +1,6 @@
 // The FUSE client's own metrics (the session records per-opcode requests/latency/errors itself).
 // Names follow the project rules: kurve_client_*, base units, counters end in _total, no inode labels.
+import { fastCounter } from '../common/fast-metrics';
 import { counter, gauge, histogram, LATENCY_BUCKETS } from '../common/metrics';
 
 export const cacheHits = counter({
@@ -30,17 +31,17 @@ export const passthroughOpens = counter({
   name: 'kurve_client_passthrough_opens_total',
   help: 'Opens answered with FUSE passthrough (the kernel does the I/O on the cached file)',
 });
-export const opens = counter({
+export const opens = fastCounter({
   name: 'kurve_client_opens_total',
   help: 'File opens by mode (passthrough or daemon-served)',
   labelNames: ['mode'] as const,
 });
-export const invalidations = counter({
+export const invalidations = fastCounter({
   name: 'kurve_client_invalidations_total',
   help: 'Notifications sent to the kernel to drop cached entries, attributes or data',
   labelNames: ['kind'] as const,
 });
-export const changeEvents = counter({
+export const changeEvents = fastCounter({
   name: 'kurve_client_change_events_total',
   help: 'Change-feed events received from the metaserver, by kind',
   labelNames: ['kind'] as const,
@@ -94,7 +95,10 @@ function perLabel(c: { labels(...values: string[]): Inc }): (value: string) => I
     return ch;
   };
 }
-/** Per-create hot paths: opens by mode, change events and invalidations by kind. */
+/**
+ * Per-create hot paths: opens by mode, change events and invalidations by kind (fast counters:
+ * a prom-client child validated its value and re-hashed its labels on every inc()).
+ */
 export const opensBy = perLabel(opens);
 export const invalidationsBy = perLabel(invalidations);
 export const changeEventsBy = perLabel(changeEvents);

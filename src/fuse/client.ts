@@ -7,7 +7,8 @@ import type { DataService } from '../datastore/api';
 import type { MetaService } from '../metaserver/api';
 import type { FsInfo } from '../mds/api';
 import { mount } from './protocol/mount';
-import type { FuseSessionApi, OpCounts, RawFileSystem, RequestContext } from './protocol/raw-fs';
+import { Opcode, opName } from './protocol/opcodes';
+import type { FuseSessionApi, OpCounts } from './protocol/raw-fs';
 import { ChunkCache } from './cache/chunk-cache';
 import type { ClientOptions } from './client-options';
 import { slowOps } from './client-metrics';
@@ -55,12 +56,14 @@ export async function mountKurve(d: ClientDeps): Promise<KurveMount> {
   const kfs = new KurveFs({ meta: d.meta, data: d.data, fs: d.fs, sessionId: d.sessionId, cache, options: opts });
   let session: FuseSessionApi;
   try {
-    session = await mount(withSlowLog(kfs, opts.slowOpMs), d.mountpoint, {
+    session = await mount(kfs, d.mountpoint, {
       allowOther: opts.allowOther,
       defaultPermissions: true,
       passthrough: opts.passthrough && process.getuid?.() === 0,
       fsname: `kurve:${d.fs.name}`,
       pollMicros: opts.pollUs,
+      slowMs: opts.slowOpMs,
+      onSlow: reportSlow,
     });
   } catch (err) {
     kfs.coherence.close();
@@ -153,35 +156,12 @@ async function startTracer(opts: ClientOptions, connId: number): Promise<{ trace
 }
 
 /**
- * Wraps the file system so every asynchronous operation slower than `thresholdMs` is logged once
- * (op, inode, duration; never names or contents) and counted.
+ * Logs (op, inode, duration; never names or contents) and counts an operation the session saw
+ * answered `ms` after it was read (MountOptions.slowMs). The op label is the file system method's
+ * name, as when a wrapper around every method timed them.
  */
-function withSlowLog(kfs: KurveFs, thresholdMs: number): RawFileSystem {
-  if (!(thresholdMs > 0)) return kfs;
-  const wrapped: Record<string, unknown> = Object.create(kfs) as Record<string, unknown>;
-  const proto = Object.getPrototypeOf(kfs) as object;
-  for (const name of Object.getOwnPropertyNames(proto)) {
-    // Descriptors, not values: reading a getter on the prototype would run it without an instance.
-    const fn = Object.getOwnPropertyDescriptor(proto, name)?.value as unknown;
-    if (name === 'constructor' || typeof fn !== 'function') continue;
-    if (['init', 'destroy', 'forget', 'batchForget'].includes(name)) {
-      // Must run on the real instance (init stores the connection on `this`).
-      wrapped[name] = (fn as (...a: unknown[]) => unknown).bind(kfs);
-      continue;
-    }
-    wrapped[name] = function (this: unknown, ...args: unknown[]) {
-      const t0 = performance.now();
-      const r = (fn as (...a: unknown[]) => unknown).apply(kfs, args);
-      if (!(r instanceof Promise)) return r;
-      const ctx = args[0] as RequestContext | undefined;
-      return r.finally(() => {
-        const ms = performance.now() - t0;
-        if (ms >= thresholdMs) {
-          slowOps.inc({ op: name });
-          log.warn({ op: name, ino: ctx?.nodeid, ms: Math.round(ms) }, 'slow operation');
-        }
-      });
-    };
-  }
-  return wrapped as unknown as RawFileSystem;
+function reportSlow(opcode: number, nodeid: number, ms: number): void {
+  const op = opcode === Opcode.RENAME2 ? 'rename' : opName(opcode).toLowerCase();
+  slowOps.inc({ op });
+  log.warn({ op, ino: nodeid, ms: Math.round(ms) }, 'slow operation');
 }

@@ -74,8 +74,12 @@ function seekInChunk(st: InodeData, i: number, lo: number, hi: number, want: 'da
 export class FileOps {
   private readonly handles = new HandleTable<FileHandle>();
   private readonly pendingSession = new Set<Promise<void>>();
-  /** Open inodes not yet registered with the metaserver (see openHandle). */
-  private readonly unprotected = new Set<InodeData>();
+  /**
+   * Open inodes not yet registered with the metaserver (see openHandle), in the order they are
+   * due (ms timestamp): one timer for all of them, not a setTimeout/clearTimeout pair per create.
+   */
+  private readonly unprotected = new Map<InodeData, number>();
+  private protectTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly kfs: KurveFs,
@@ -169,9 +173,7 @@ export class FileOps {
       // or rename of ours (protectOpen). Another client's unlink before the registration is
       // covered by the metaserver's unlink grace (10 s by default): an unlinked file nobody
       // holds is purged only after it, and our registration within it keeps the file.
-      this.unprotected.add(st);
-      st.sessionTimer = setTimeout(() => this.protect(st), PROTECT_AFTER_MS);
-      st.sessionTimer.unref();
+      this.protectLater(st);
     }
     let openFlags = 0;
     if (passthrough) {
@@ -281,19 +283,40 @@ export class FileOps {
 
   /** The last handle of an inode went away: end its orphan protection. */
   private lastClosed(st: InodeData): void {
-    if (this.unprotected.delete(st)) {
-      clearTimeout(st.sessionTimer);
-      st.sessionTimer = undefined;
-    } else if (st.sessionOpen && this.sessionId) {
+    // Not registered yet: nothing to release, and the sweep no longer finds it.
+    if (!this.unprotected.delete(st) && st.sessionOpen && this.sessionId) {
       st.sessionOpen = false;
       this.sessionCall(st, (sid) => this.meta.releaseInode(this.kfs.fsId, st.ino, sid));
     }
   }
 
+  /** Registers `st` once it stayed open PROTECT_AFTER_MS (unless closed or protected before). */
+  private protectLater(st: InodeData): void {
+    this.unprotected.delete(st); // re-added at the end: the map stays in due order
+    this.unprotected.set(st, Date.now() + PROTECT_AFTER_MS);
+    if (!this.protectTimer) this.armProtectTimer(PROTECT_AFTER_MS);
+  }
+
+  private armProtectTimer(ms: number): void {
+    this.protectTimer = setTimeout(() => this.protectDue(), ms);
+    this.protectTimer.unref();
+  }
+
+  /** The sweep: registers every inode whose time came, then waits for the next one. */
+  private protectDue(): void {
+    this.protectTimer = undefined;
+    const now = Date.now();
+    for (const [st, due] of this.unprotected) {
+      if (due > now) {
+        this.armProtectTimer(due - now);
+        return;
+      }
+      this.protect(st);
+    }
+  }
+
   private protect(st: InodeData): void {
     if (!this.unprotected.delete(st)) return;
-    clearTimeout(st.sessionTimer);
-    st.sessionTimer = undefined;
     st.sessionOpen = true;
     this.sessionCall(st, async (sid) => {
       try {
@@ -303,9 +326,7 @@ export class FileOps {
         // metaserver's unlink grace covers the gap. ENOENT: the inode is gone, nothing to hold.
         if (toErrno(err) !== Errno.ENOENT && st.sessionOpen && st.handles > 0) {
           st.sessionOpen = false;
-          this.unprotected.add(st);
-          st.sessionTimer = setTimeout(() => this.protect(st), PROTECT_AFTER_MS);
-          st.sessionTimer.unref();
+          this.protectLater(st);
         }
         throw err;
       }
@@ -314,7 +335,7 @@ export class FileOps {
 
   /** Before an unlink or rename of ours: every open inode is registered, so none is purged. */
   async protectOpen(): Promise<void> {
-    for (const st of [...this.unprotected]) this.protect(st);
+    for (const st of [...this.unprotected.keys()]) this.protect(st);
     await this.sessionBarrier();
   }
 

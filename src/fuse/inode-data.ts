@@ -48,7 +48,6 @@ export class InodeData {
   sessionOpen = false;
   /** Orders this inode's openInode/releaseInode calls. */
   sessionChain: Promise<void> = Promise.resolve();
-  sessionTimer?: NodeJS.Timeout;
 
   /** Serializes flush/truncate/refresh of this inode. */
   private chain: Promise<unknown> = Promise.resolve();

@@ -22,12 +22,23 @@ const opDuration = fastHistogram({
   buckets: LATENCY_BUCKETS,
 });
 
-/** Labelled children per op, made once: labels() hashes its arguments on every call. */
-const opMetricCache = new Map<string, { ok: { inc(): void }; duration: { observe(v: number): void } }>();
-function opMetrics(op: string): { ok: { inc(): void }; duration: { observe(v: number): void } } {
+interface OpMetrics {
+  readonly ok: { inc(): void };
+  readonly duration: { observe(v: number): void };
+  /** Children for other results ('absent' ones such as a negative lookup's ENOENT, errors). */
+  readonly results: Map<string, { inc(): void }>;
+}
+/** Labelled children per op, made once: labels() joins and looks up its arguments on every call. */
+const opMetricCache = new Map<string, OpMetrics>();
+function opMetrics(op: string): OpMetrics {
   let m = opMetricCache.get(op);
-  if (!m) opMetricCache.set(op, (m = { ok: opsTotal.labels(op, 'ok'), duration: opDuration.labels(op) }));
+  if (!m) opMetricCache.set(op, (m = { ok: opsTotal.labels(op, 'ok'), duration: opDuration.labels(op), results: new Map() }));
   return m;
+}
+function resultChild(op: string, m: OpMetrics, result: string): { inc(): void } {
+  let c = m.results.get(result);
+  if (!c) m.results.set(result, (c = opsTotal.labels(op, result)));
+  return c;
 }
 
 export interface CoreOptions {
@@ -69,11 +80,11 @@ export class Core {
     const m = opMetrics(op);
     try {
       const r = await fn();
-      if (r === undefined && absent) opsTotal.labels(op, absent).inc();
+      if (r === undefined && absent) resultChild(op, m, absent).inc();
       else m.ok.inc();
       return r;
     } catch (err) {
-      opsTotal.labels(op, (err as { code?: string }).code ?? 'error').inc();
+      resultChild(op, m, (err as { code?: string }).code ?? 'error').inc();
       throw err;
     } finally {
       m.duration.observe((performance.now() - start) / 1000);

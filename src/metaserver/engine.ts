@@ -66,6 +66,11 @@ export interface KvEngine {
    */
   readonly decidesSynchronously?: boolean;
   get(key: Buffer): Promise<KvValue | undefined>;
+  /**
+   * Optional: get() answered synchronously (an embedded engine whose reads never wait: lmdb).
+   * The same value get() would resolve to; throws where get() would reject.
+   */
+  getSync?(key: Buffer): KvValue | undefined;
   /** Entries in key order (descending with reverse), at most `limit` (default: all). */
   range(range: KvRange): Promise<KvEntry[]>;
   txn(txn: KvTxn): Promise<KvTxnResult>;

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { Errno, fsError } from '../../src/common/errno';
 import { registry } from '../../src/common/metrics';
 import { setReadAhead } from '../../src/fuse/protocol/mount';
+import { Opcode } from '../../src/fuse/protocol/opcodes';
 import type { AttrOut, Reply, RequestContext } from '../../src/fuse/protocol/raw-fs';
 import { MemFs } from '../helpers/memfs';
 import { childLibc, mountTemp, waitFor, type TempMount } from '../helpers/mount';
@@ -268,6 +269,37 @@ describeIf([whyNoFuse()], 'FUSE protocol: mount options', () => {
     } finally {
       await m.cleanup();
     }
+  });
+
+  it('reports requests answered slowMs or later to onSlow, with opcode, inode and duration', async () => {
+    /** GETATTR of the inodes in `slow` answers after 300 ms. */
+    class SlowGetattrFs extends MemFs {
+      readonly slow = new Set<number>();
+      override getattr(ctx: RequestContext): Reply<AttrOut> {
+        const r = super.getattr(ctx);
+        if (!this.slow.has(ctx.nodeid)) return r;
+        return new Promise((resolve) => setTimeout(() => resolve(r), 300));
+      }
+    }
+    const slowFs = new SlowGetattrFs();
+    const reports: Array<{ opcode: number; nodeid: number; ms: number }> = [];
+    const m = await mountTemp(slowFs, { slowMs: 200, onSlow: (opcode, nodeid, ms) => reports.push({ opcode, nodeid, ms }) });
+    try {
+      await fsp.writeFile(m.p('f'), 'x');
+      const fh = await fsp.open(m.p('f'));
+      const ino = (await fh.stat()).ino;
+      slowFs.slow.add(ino);
+      expect((await fh.stat()).size).toBe(1); // attributes expire at once (attrValid 0): a GETATTR
+      await fh.close();
+      const slow = reports.filter((r) => r.opcode === Opcode.GETATTR);
+      expect(slow).toEqual([{ opcode: Opcode.GETATTR, nodeid: ino, ms: expect.any(Number) }]);
+      expect(slow[0].ms).toBeGreaterThanOrEqual(290);
+      // Never below the threshold, whatever else the load made slow.
+      expect(reports.filter((r) => r.ms < 200)).toEqual([]);
+    } finally {
+      await m.cleanup();
+    }
+    await expect(mountTemp(new MemFs(), { slowMs: -1 })).rejects.toThrow(/slowMs must be 0 or more/);
   });
 
   it('rejects a bad maxWrite and a missing mount point with a clear error', async () => {

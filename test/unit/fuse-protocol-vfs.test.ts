@@ -109,9 +109,11 @@ describe('mount helpers', () => {
   });
 
   it('resolves mount options with defaults and rejects bad ones', () => {
-    expect(resolveMountOptions()).toEqual({ allowOther: false, defaultPermissions: true, passthrough: false, maxWrite: 1 << 20, maxReadahead: 1 << 20, fsname: 'kurve', subtype: 'kurve', readOnly: false, loop: 'uv-poll', pollMicros: 0 });
+    expect(resolveMountOptions()).toEqual({ allowOther: false, defaultPermissions: true, passthrough: false, maxWrite: 1 << 20, maxReadahead: 1 << 20, fsname: 'kurve', subtype: 'kurve', readOnly: false, loop: 'uv-poll', pollMicros: 0, slowMs: 0, onSlow: expect.any(Function) });
     expect(() => resolveMountOptions({ maxWrite: 2 << 20 })).toThrow(/EINVAL/);
     expect(resolveMountOptions({ pollMicros: 200 }).pollMicros).toBe(200);
     expect(() => resolveMountOptions({ pollMicros: 20_000 })).toThrow(/pollMicros must be between/);
+    expect(resolveMountOptions({ slowMs: 1000 }).slowMs).toBe(1000);
+    expect(() => resolveMountOptions({ slowMs: -1 })).toThrow(/slowMs must be 0 or more/);
   });
 });

@@ -6,7 +6,7 @@ import { moduleLogger, tracer } from '../../common/logger';
 import { DirentBuffer, DirentPlusBuffer } from './dirent';
 import { negotiateInit } from './init';
 import { Opcode, opName, opSpec } from './opcodes';
-import type { EntryOut, Reply, RawFileSystem } from './raw-fs';
+import type { AttrOut, CreateOut, EntryOut, LseekOut, OpenOut, RawFileSystem, Reply, StatfsOut, WriteOut } from './raw-fs';
 import { Request } from './request';
 import type { FuseSession } from './session';
 import {
@@ -19,11 +19,20 @@ const log = moduleLogger('fuse');
 const tr = tracer('fuse');
 const H = IN_HEADER_SIZE;
 
-/** Runs a handler; a sync result replies at once, a Promise registers the request as pending. */
-function call<T>(s: FuseSession, req: Request, f: () => Reply<T>, ok: (v: T) => void): void {
+/** A handler bound to the file system by call(): fs.method or a thunk that ignores both arguments. */
+type Handler<A, T> = (this: RawFileSystem, ctx: Request, arg: A) => Reply<T>;
+/** Writes the reply; module-level functions, so a request allocates no closure for it. */
+type Ok<A, T> = (s: FuseSession, req: Request, v: T, arg: A) => void;
+
+/**
+ * Runs `f.call(fs, req, arg)`; a sync result replies at once, a Promise registers the request as
+ * pending. Handler and reply writer are passed apart (not as closures over the request): the
+ * hot requests (LOOKUP, GETATTR, CREATE, FLUSH, RELEASE: five per file create) allocate none.
+ */
+function call<A, T>(s: FuseSession, req: Request, f: Handler<A, T>, arg: A, ok: Ok<A, T>): void {
   let r: Reply<T>;
   try {
-    r = f();
+    r = f.call(s.fs, req, arg);
   } catch (err) {
     s.replyThrown(req, err);
     return;
@@ -31,34 +40,54 @@ function call<T>(s: FuseSession, req: Request, f: () => Reply<T>, ok: (v: T) => 
   // Duck-typed: a promise from another realm (Node core APIs under jest) is not `instanceof Promise`.
   if (typeof (r as PromiseLike<unknown> | undefined)?.then === 'function') {
     s.pending.set(req.unique, req);
-    (r as PromiseLike<T | FsError>).then((v) => settle(s, req, v, ok), (err: unknown) => s.replyThrown(req, err));
+    (r as PromiseLike<T | FsError>).then((v) => settle(s, req, v, arg, ok), (err: unknown) => s.replyThrown(req, err));
     return;
   }
-  settle(s, req, r as T | FsError, ok);
+  settle(s, req, r as T | FsError, arg, ok);
 }
 
-function settle<T>(s: FuseSession, req: Request, v: T | FsError, ok: (v: T) => void): void {
+function settle<A, T>(s: FuseSession, req: Request, v: T | FsError, arg: A, ok: Ok<A, T>): void {
   if (s.isClosed) return;
   if (v instanceof FsError) {
     s.replyThrown(req, v);
     return;
   }
   try {
-    ok(v);
+    ok(s, req, v, arg);
   } catch (err) {
     s.replyThrown(req, err);
   }
 }
 
-function replyEntry(s: FuseSession, req: Request) {
-  return (e: EntryOut) => {
-    const b = s.scratch(ENTRY_OUT_SIZE);
-    writeEntryOut(b, OUT_HEADER_SIZE, e);
-    s.replyBuf(req, b, ENTRY_OUT_SIZE, tr.on ? `n${e.nodeid}` : undefined);
-  };
+function replyEntry(s: FuseSession, req: Request, e: EntryOut): void {
+  const b = s.scratch(ENTRY_OUT_SIZE);
+  writeEntryOut(b, OUT_HEADER_SIZE, e);
+  s.replyBuf(req, b, ENTRY_OUT_SIZE, tr.on ? `n${e.nodeid}` : undefined);
 }
-function replyEmpty(s: FuseSession, req: Request) {
-  return () => s.replyBuf(req, s.scratch(0), 0);
+function replyEmpty(s: FuseSession, req: Request): void {
+  s.replyBuf(req, s.scratch(0), 0);
+}
+function replyAttr(s: FuseSession, req: Request, a: AttrOut): void {
+  const b = s.scratch(ATTR_OUT_SIZE);
+  writeAttrOut(b, OUT_HEADER_SIZE, a);
+  s.replyBuf(req, b, ATTR_OUT_SIZE);
+}
+function replyOpen(s: FuseSession, req: Request, o: OpenOut): void {
+  const b = s.scratch(OPEN_OUT_SIZE);
+  writeOpenOut(b, OUT_HEADER_SIZE, o);
+  s.replyBuf(req, b, OPEN_OUT_SIZE, tr.on ? `fh${o.fh}` : undefined);
+}
+function replyCreate(s: FuseSession, req: Request, c: CreateOut): void {
+  const b = s.scratch(ENTRY_OUT_SIZE + OPEN_OUT_SIZE);
+  writeEntryOut(b, OUT_HEADER_SIZE, c.entry);
+  writeOpenOut(b, OUT_HEADER_SIZE + ENTRY_OUT_SIZE, c.open);
+  s.replyBuf(req, b, ENTRY_OUT_SIZE + OPEN_OUT_SIZE, tr.on ? `n${c.entry.nodeid} fh${c.open.fh}` : undefined);
+}
+function replyWritten(s: FuseSession, req: Request, w: WriteOut): void {
+  const b = s.scratch(WRITE_OUT_SIZE);
+  b.writeUInt32LE(w.size, OUT_HEADER_SIZE);
+  b.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
+  s.replyBuf(req, b, WRITE_OUT_SIZE);
 }
 function replyU64(s: FuseSession, req: Request, v: number, size: number): void {
   const b = s.scratch(size);
@@ -102,28 +131,22 @@ export function dispatch(s: FuseSession, buf: Buffer, n: number): void {
     return;
   }
   const fs = s.fs;
-  const name = (): Buffer => readName(buf, H + spec.inSize, n)[0];
-  const names = (): [Buffer, Buffer] => {
-    const [a, next] = readName(buf, H + spec.inSize, n);
-    return [a, readName(buf, next, n)[0]];
-  };
-  const u32 = (off: number): number => buf.readUInt32LE(H + off);
-  const u64 = (off: number): number => getU64(buf, H + off);
+  const body = H + spec.inSize;
 
   switch (op) {
     case Opcode.INIT:
       negotiateInit(s, req, buf, n);
       return;
     case Opcode.DESTROY:
-      replyEmpty(s, req)();
+      replyEmpty(s, req);
       void s.end('DESTROY');
       return;
     case Opcode.FORGET:
-      forget(s, fs, [{ nodeid: h.nodeid, nlookup: u64(0) }], false);
+      forget(s, fs, [{ nodeid: h.nodeid, nlookup: getU64(buf, H) }], false);
       s.noReply(req);
       return;
     case Opcode.BATCH_FORGET: {
-      const count = u32(0);
+      const count = buf.readUInt32LE(H);
       const items: Array<{ nodeid: number; nlookup: number }> = [];
       for (let i = 0, off = H + 8; i < count && off + 16 <= n; i++, off += 16) items.push({ nodeid: getU64(buf, off), nlookup: getU64(buf, off + 8) });
       forget(s, fs, items, true);
@@ -131,7 +154,7 @@ export function dispatch(s: FuseSession, buf: Buffer, n: number): void {
       return;
     }
     case Opcode.INTERRUPT: {
-      const target = s.pending.get(u64(0));
+      const target = s.pending.get(getU64(buf, H));
       if (target) target.interrupt();
       s.noReply(req);
       return;
@@ -140,200 +163,171 @@ export function dispatch(s: FuseSession, buf: Buffer, n: number): void {
       s.noReply(req);
       return;
   }
+  dispatchOp(s, fs, req, op, buf, n, body);
+}
 
-  const nosys = (): void => s.replyError(req, Errno.ENOSYS);
+// Field readers of the request body (offsets relative to the end of fuse_in_header).
+function u32(buf: Buffer, off: number): number {
+  return buf.readUInt32LE(H + off);
+}
+function u64(buf: Buffer, off: number): number {
+  return getU64(buf, H + off);
+}
+function name(buf: Buffer, body: number, n: number): Buffer {
+  return readName(buf, body, n)[0];
+}
+
+/** The operations with a RawFileSystem method: decode, call, encode (ENOSYS where it has none). */
+function dispatchOp(s: FuseSession, fs: RawFileSystem, req: Request, op: number, buf: Buffer, n: number, body: number): void {
   switch (op) {
     case Opcode.LOOKUP:
-      if (!fs.lookup) return nosys();
-      return call(s, req, () => fs.lookup!(req, name()), replyEntry(s, req));
+      if (!fs.lookup) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.lookup, name(buf, body, n), replyEntry);
     case Opcode.GETATTR: {
-      if (!fs.getattr) return nosys();
-      const fh = (u32(0) & 1) !== 0 ? u64(8) : undefined;
-      return call(s, req, () => fs.getattr!(req, { fh }), (a) => {
-        const b = s.scratch(ATTR_OUT_SIZE);
-        writeAttrOut(b, OUT_HEADER_SIZE, a);
-        s.replyBuf(req, b, ATTR_OUT_SIZE);
-      });
+      if (!fs.getattr) return s.replyError(req, Errno.ENOSYS);
+      const fh = (u32(buf, 0) & 1) !== 0 ? u64(buf, 8) : undefined;
+      return call(s, req, fs.getattr, { fh }, replyAttr);
     }
-    case Opcode.SETATTR: {
-      if (!fs.setattr) return nosys();
-      const r = decodeSetattrIn(buf, H);
-      return call(s, req, () => fs.setattr!(req, r), (a) => {
-        const b = s.scratch(ATTR_OUT_SIZE);
-        writeAttrOut(b, OUT_HEADER_SIZE, a);
-        s.replyBuf(req, b, ATTR_OUT_SIZE);
-      });
-    }
+    case Opcode.SETATTR:
+      if (!fs.setattr) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.setattr, decodeSetattrIn(buf, H), replyAttr);
     case Opcode.READLINK:
-      if (!fs.readlink) return nosys();
-      return call(s, req, () => fs.readlink!(req), (target) => s.replyData(req, target));
+      if (!fs.readlink) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.readlink, undefined, (_s, _req, target: Buffer) => s.replyData(req, target));
     case Opcode.SYMLINK: {
-      if (!fs.symlink) return nosys();
-      const [nm, target] = names();
-      return call(s, req, () => fs.symlink!(req, { name: nm, target }), replyEntry(s, req));
+      if (!fs.symlink) return s.replyError(req, Errno.ENOSYS);
+      const [nm, next] = readName(buf, body, n);
+      return call(s, req, fs.symlink, { name: nm, target: name(buf, next, n) }, replyEntry);
     }
-    case Opcode.MKNOD: {
-      if (!fs.mknod) return nosys();
-      const r = { mode: u32(0), rdev: u32(4), umask: u32(8), name: name() };
-      return call(s, req, () => fs.mknod!(req, r), replyEntry(s, req));
-    }
-    case Opcode.MKDIR: {
-      if (!fs.mkdir) return nosys();
-      const r = { mode: u32(0), umask: u32(4), name: name() };
-      return call(s, req, () => fs.mkdir!(req, r), replyEntry(s, req));
-    }
+    case Opcode.MKNOD:
+      if (!fs.mknod) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.mknod, { mode: u32(buf, 0), rdev: u32(buf, 4), umask: u32(buf, 8), name: name(buf, body, n) }, replyEntry);
+    case Opcode.MKDIR:
+      if (!fs.mkdir) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.mkdir, { mode: u32(buf, 0), umask: u32(buf, 4), name: name(buf, body, n) }, replyEntry);
     case Opcode.UNLINK:
     case Opcode.RMDIR: {
       const f = op === Opcode.UNLINK ? fs.unlink : fs.rmdir;
-      if (!f) return nosys();
-      const r = { name: name() };
-      return call(s, req, () => f.call(fs, req, r), replyEmpty(s, req));
+      if (!f) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, f, { name: name(buf, body, n) }, replyEmpty);
     }
     case Opcode.RENAME:
     case Opcode.RENAME2: {
-      if (!fs.rename) return nosys();
-      const [nm, newName] = names();
-      const r = { name: nm, newParent: u64(0), newName, flags: op === Opcode.RENAME2 ? u32(8) : 0 };
-      return call(s, req, () => fs.rename!(req, r), replyEmpty(s, req));
+      if (!fs.rename) return s.replyError(req, Errno.ENOSYS);
+      const [nm, next] = readName(buf, body, n);
+      const r = { name: nm, newParent: u64(buf, 0), newName: name(buf, next, n), flags: op === Opcode.RENAME2 ? u32(buf, 8) : 0 };
+      return call(s, req, fs.rename, r, replyEmpty);
     }
-    case Opcode.LINK: {
-      if (!fs.link) return nosys();
-      const r = { oldNodeid: u64(0), newName: name() };
-      return call(s, req, () => fs.link!(req, r), replyEntry(s, req));
-    }
+    case Opcode.LINK:
+      if (!fs.link) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.link, { oldNodeid: u64(buf, 0), newName: name(buf, body, n) }, replyEntry);
     case Opcode.OPEN:
     case Opcode.OPENDIR: {
       const f = op === Opcode.OPEN ? fs.open : fs.opendir;
-      if (!f) return nosys();
-      const r = { flags: u32(0), openFlags: u32(4) };
-      return call(s, req, () => f.call(fs, req, r), (o) => {
-        const b = s.scratch(OPEN_OUT_SIZE);
-        writeOpenOut(b, OUT_HEADER_SIZE, o);
-        s.replyBuf(req, b, OPEN_OUT_SIZE, tr.on ? `fh${o.fh}` : undefined);
-      });
+      if (!f) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, f, { flags: u32(buf, 0), openFlags: u32(buf, 4) }, replyOpen);
     }
     case Opcode.READ: {
-      if (!fs.read) return nosys();
-      const r = { fh: u64(0), offset: u64(8), size: u32(16), readFlags: u32(20), lockOwner: u64(24), flags: u32(32) };
-      return call(s, req, () => fs.read!(req, r), (data) => s.replyData(req, data.length > r.size ? data.subarray(0, r.size) : data));
+      if (!fs.read) return s.replyError(req, Errno.ENOSYS);
+      const r = { fh: u64(buf, 0), offset: u64(buf, 8), size: u32(buf, 16), readFlags: u32(buf, 20), lockOwner: u64(buf, 24), flags: u32(buf, 32) };
+      return call(s, req, fs.read, r, replyRead);
     }
     case Opcode.WRITE: {
-      if (!fs.write) return nosys();
-      const size = u32(16);
+      if (!fs.write) return s.replyError(req, Errno.ENOSYS);
+      const size = u32(buf, 16);
       const at = H + 40;
       if (at + size > n) return s.replyError(req, Errno.EIO);
       // Large payloads keep the read buffer (the loop swapped in a new one); small ones are copied.
       const data = size >= 64 * 1024 ? buf.subarray(at, at + size) : Buffer.from(buf.subarray(at, at + size));
-      const r = { fh: u64(0), offset: u64(8), data, writeFlags: u32(20), lockOwner: u64(24), flags: u32(32) };
-      return call(s, req, () => fs.write!(req, r), (w) => {
-        const b = s.scratch(WRITE_OUT_SIZE);
-        b.writeUInt32LE(w.size, OUT_HEADER_SIZE);
-        b.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
-        s.replyBuf(req, b, WRITE_OUT_SIZE);
-      });
+      const r = { fh: u64(buf, 0), offset: u64(buf, 8), data, writeFlags: u32(buf, 20), lockOwner: u64(buf, 24), flags: u32(buf, 32) };
+      return call(s, req, fs.write, r, replyWritten);
     }
     case Opcode.STATFS:
-      if (!fs.statfs) return nosys();
-      return call(s, req, () => fs.statfs!(req), (st) => {
-        const b = s.scratch(KSTATFS_SIZE);
-        writeStatfs(b, OUT_HEADER_SIZE, st);
-        s.replyBuf(req, b, KSTATFS_SIZE);
-      });
+      if (!fs.statfs) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.statfs, undefined, replyStatfs);
     case Opcode.RELEASE:
     case Opcode.RELEASEDIR: {
       const f = op === Opcode.RELEASE ? fs.release : fs.releasedir;
       // No handler: nothing was opened that needs closing, so success is the truthful answer.
-      if (!f) return replyEmpty(s, req)();
-      const r = { fh: u64(0), flags: u32(8), releaseFlags: u32(12), lockOwner: u64(16) };
-      return call(s, req, () => f.call(fs, req, r), replyEmpty(s, req));
+      if (!f) return replyEmpty(s, req);
+      return call(s, req, f, { fh: u64(buf, 0), flags: u32(buf, 8), releaseFlags: u32(buf, 12), lockOwner: u64(buf, 16) }, replyEmpty);
     }
     case Opcode.FSYNC:
     case Opcode.FSYNCDIR: {
       const f = op === Opcode.FSYNC ? fs.fsync : fs.fsyncdir;
-      if (!f) return nosys();
-      const r = { fh: u64(0), datasync: (u32(8) & 1) !== 0 };
-      return call(s, req, () => f.call(fs, req, r), replyEmpty(s, req));
+      if (!f) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, f, { fh: u64(buf, 0), datasync: (u32(buf, 8) & 1) !== 0 }, replyEmpty);
     }
-    case Opcode.FLUSH: {
-      if (!fs.flush) return nosys();
-      const r = { fh: u64(0), lockOwner: u64(16) };
-      return call(s, req, () => fs.flush!(req, r), replyEmpty(s, req));
-    }
+    case Opcode.FLUSH:
+      if (!fs.flush) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.flush, { fh: u64(buf, 0), lockOwner: u64(buf, 16) }, replyEmpty);
     case Opcode.SETXATTR: {
-      if (!fs.setxattr) return nosys();
-      const size = u32(0);
-      const [nm, next] = readName(buf, H + spec.inSize, n);
+      if (!fs.setxattr) return s.replyError(req, Errno.ENOSYS);
+      const size = u32(buf, 0);
+      const [nm, next] = readName(buf, body, n);
       if (next + size > n) return s.replyError(req, Errno.EIO);
-      const r = { name: nm.toString('utf8'), value: Buffer.from(buf.subarray(next, next + size)), flags: u32(4), setxattrFlags: 0 };
-      return call(s, req, () => fs.setxattr!(req, r), replyEmpty(s, req));
+      const r = { name: nm.toString('utf8'), value: Buffer.from(buf.subarray(next, next + size)), flags: u32(buf, 4), setxattrFlags: 0 };
+      return call(s, req, fs.setxattr, r, replyEmpty);
     }
-    case Opcode.GETXATTR: {
-      if (!fs.getxattr) return nosys();
-      const r = { size: u32(0), name: name().toString('utf8') };
-      return call(s, req, () => fs.getxattr!(req, r), (v) => replySized(s, req, r.size, v));
-    }
+    case Opcode.GETXATTR:
+      if (!fs.getxattr) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.getxattr, { size: u32(buf, 0), name: name(buf, body, n).toString('utf8') }, (_s, _req, v: Buffer, r) => replySized(s, req, r.size, v));
     case Opcode.LISTXATTR: {
-      if (!fs.listxattr) return nosys();
-      const size = u32(0);
-      return call(s, req, () => fs.listxattr!(req), (list) => {
+      if (!fs.listxattr) return s.replyError(req, Errno.ENOSYS);
+      const size = u32(buf, 0);
+      return call(s, req, fs.listxattr, undefined, (_s, _req, list: string[]) => {
         replySized(s, req, size, Buffer.concat(list.map((x) => Buffer.from(`${x}\0`, 'utf8'))));
       });
     }
-    case Opcode.REMOVEXATTR: {
-      if (!fs.removexattr) return nosys();
-      const r = { name: name().toString('utf8') };
-      return call(s, req, () => fs.removexattr!(req, r), replyEmpty(s, req));
-    }
+    case Opcode.REMOVEXATTR:
+      if (!fs.removexattr) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.removexattr, { name: name(buf, body, n).toString('utf8') }, replyEmpty);
     case Opcode.READDIR: {
-      if (!fs.readdir) return nosys();
-      const r = { fh: u64(0), offset: u64(8), size: u32(16) };
+      const readdir = fs.readdir;
+      if (!readdir) return s.replyError(req, Errno.ENOSYS);
+      const r = { fh: u64(buf, 0), offset: u64(buf, 8), size: u32(buf, 16) };
       const out = new DirentBuffer(r.size);
-      return call(s, req, () => fs.readdir!(req, r, out), () => s.replyBuf(req, out.buf, out.bytes.length - OUT_HEADER_SIZE));
+      return call(s, req, () => readdir.call(fs, req, r, out), undefined, () => s.replyBuf(req, out.buf, out.bytes.length - OUT_HEADER_SIZE));
     }
     case Opcode.READDIRPLUS: {
-      if (!fs.readdirplus) return nosys();
-      const r = { fh: u64(0), offset: u64(8), size: u32(16) };
+      const readdirplus = fs.readdirplus;
+      if (!readdirplus) return s.replyError(req, Errno.ENOSYS);
+      const r = { fh: u64(buf, 0), offset: u64(buf, 8), size: u32(buf, 16) };
       const out = new DirentPlusBuffer(r.size);
-      return call(s, req, () => fs.readdirplus!(req, r, out), () => s.replyBuf(req, out.buf, out.bytes.length - OUT_HEADER_SIZE));
+      return call(s, req, () => readdirplus.call(fs, req, r, out), undefined, () => s.replyBuf(req, out.buf, out.bytes.length - OUT_HEADER_SIZE));
     }
-    case Opcode.ACCESS: {
-      if (!fs.access) return nosys();
-      const r = { mask: u32(0) };
-      return call(s, req, () => fs.access!(req, r), replyEmpty(s, req));
-    }
-    case Opcode.CREATE: {
-      if (!fs.create) return nosys();
-      const r = { flags: u32(0), mode: u32(4), umask: u32(8), openFlags: u32(12), name: name() };
-      return call(s, req, () => fs.create!(req, r), (c) => {
-        const b = s.scratch(ENTRY_OUT_SIZE + OPEN_OUT_SIZE);
-        writeEntryOut(b, OUT_HEADER_SIZE, c.entry);
-        writeOpenOut(b, OUT_HEADER_SIZE + ENTRY_OUT_SIZE, c.open);
-        s.replyBuf(req, b, ENTRY_OUT_SIZE + OPEN_OUT_SIZE, tr.on ? `n${c.entry.nodeid} fh${c.open.fh}` : undefined);
-      });
-    }
-    case Opcode.FALLOCATE: {
-      if (!fs.fallocate) return nosys();
-      const r = { fh: u64(0), offset: u64(8), length: u64(16), mode: u32(24) };
-      return call(s, req, () => fs.fallocate!(req, r), replyEmpty(s, req));
-    }
-    case Opcode.LSEEK: {
-      if (!fs.lseek) return nosys();
-      const r = { fh: u64(0), offset: getI64(buf, H + 8), whence: u32(16) };
-      return call(s, req, () => fs.lseek!(req, r), (o) => replyU64(s, req, o.offset, LSEEK_OUT_SIZE));
-    }
+    case Opcode.ACCESS:
+      if (!fs.access) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.access, { mask: u32(buf, 0) }, replyEmpty);
+    case Opcode.CREATE:
+      if (!fs.create) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.create, { flags: u32(buf, 0), mode: u32(buf, 4), umask: u32(buf, 8), openFlags: u32(buf, 12), name: name(buf, body, n) }, replyCreate);
+    case Opcode.FALLOCATE:
+      if (!fs.fallocate) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.fallocate, { fh: u64(buf, 0), offset: u64(buf, 8), length: u64(buf, 16), mode: u32(buf, 24) }, replyEmpty);
+    case Opcode.LSEEK:
+      if (!fs.lseek) return s.replyError(req, Errno.ENOSYS);
+      return call(s, req, fs.lseek, { fh: u64(buf, 0), offset: getI64(buf, H + 8), whence: u32(buf, 16) }, replyLseek);
     case Opcode.COPY_FILE_RANGE: {
-      if (!fs.copyFileRange) return nosys();
-      const r = { fhIn: u64(0), offIn: u64(8), nodeidOut: u64(16), fhOut: u64(24), offOut: u64(32), len: u64(40), flags: u64(48) };
-      return call(s, req, () => fs.copyFileRange!(req, r), (w) => {
-        const b = s.scratch(WRITE_OUT_SIZE);
-        b.writeUInt32LE(w.size, OUT_HEADER_SIZE);
-        b.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
-        s.replyBuf(req, b, WRITE_OUT_SIZE);
-      });
+      if (!fs.copyFileRange) return s.replyError(req, Errno.ENOSYS);
+      const r = { fhIn: u64(buf, 0), offIn: u64(buf, 8), nodeidOut: u64(buf, 16), fhOut: u64(buf, 24), offOut: u64(buf, 32), len: u64(buf, 40), flags: u64(buf, 48) };
+      return call(s, req, fs.copyFileRange, r, replyWritten);
     }
     default:
-      return nosys();
+      return s.replyError(req, Errno.ENOSYS);
   }
+}
+
+function replyRead(s: FuseSession, req: Request, data: Buffer, r: { size: number }): void {
+  s.replyData(req, data.length > r.size ? data.subarray(0, r.size) : data);
+}
+function replyStatfs(s: FuseSession, req: Request, st: StatfsOut): void {
+  const b = s.scratch(KSTATFS_SIZE);
+  writeStatfs(b, OUT_HEADER_SIZE, st);
+  s.replyBuf(req, b, KSTATFS_SIZE);
+}
+function replyLseek(s: FuseSession, req: Request, o: LseekOut): void {
+  replyU64(s, req, o.offset, LSEEK_OUT_SIZE);
 }
 
 /** FORGET/BATCH_FORGET: no reply; a throwing forget is a lookup-count bug, logged loudly. */

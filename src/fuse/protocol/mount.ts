@@ -15,6 +15,7 @@ export function resolveMountOptions(o: MountOptions = {}): ResolvedMountOptions 
   if (o.pollMicros !== undefined && !(o.pollMicros >= 0 && o.pollMicros <= 10_000)) {
     throw new FsError(Errno.EINVAL, `pollMicros must be between 0 and 10000 µs, got ${o.pollMicros}`);
   }
+  if (o.slowMs !== undefined && !(o.slowMs >= 0)) throw new FsError(Errno.EINVAL, `slowMs must be 0 or more, got ${o.slowMs}`);
   if (!Number.isInteger(maxWrite) || maxWrite < 4096 || maxWrite > 1 << 20 || maxWrite % 4096 !== 0) {
     throw new FsError(Errno.EINVAL, `maxWrite must be a multiple of 4096 between 4 KiB and 1 MiB, got ${maxWrite}`);
   }
@@ -29,6 +30,8 @@ export function resolveMountOptions(o: MountOptions = {}): ResolvedMountOptions 
     readOnly: o.readOnly ?? false,
     loop: o.loop ?? (process.env.KURVE_FUSE_LOOP === 'epoll' ? 'epoll' : 'uv-poll'),
     pollMicros: o.pollMicros ?? 0,
+    slowMs: o.slowMs ?? 0,
+    onSlow: o.onSlow ?? ((): void => undefined),
   };
 }
 

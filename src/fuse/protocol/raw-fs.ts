@@ -377,6 +377,12 @@ export interface MountOptions {
    * finds the daemon awake. Costs CPU: at most this much per burst of requests. Default 0.
    */
   readonly pollMicros?: number;
+  /**
+   * A request answered this many ms or more after it was read is reported to onSlow (0 = off).
+   * Measured by the session itself, so the file system's methods run unwrapped.
+   */
+  readonly slowMs?: number;
+  readonly onSlow?: (opcode: number, nodeid: number, ms: number) => void;
 }
 
 /** Per-opcode request counts as the session saw them (cross-check with kernel tracepoints). */

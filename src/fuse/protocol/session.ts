@@ -43,7 +43,7 @@ const HANDOFF_BYTES = 64 * 1024;
 export interface SessionInit {
   readonly fd: number;
   readonly mountpoint: string;
-  readonly options: Required<Pick<MountOptions, 'maxWrite' | 'maxReadahead' | 'passthrough'>> & Pick<MountOptions, 'loop' | 'pollMicros'>;
+  readonly options: Required<Pick<MountOptions, 'maxWrite' | 'maxReadahead' | 'passthrough'>> & Pick<MountOptions, 'loop' | 'pollMicros' | 'slowMs' | 'onSlow'>;
 }
 
 export class FuseSession extends EventEmitter implements FuseSessionApi {
@@ -78,6 +78,7 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
     this.mountpoint = init.mountpoint;
     this.opts = init.options;
     this.pollMs = (init.options.pollMicros ?? 0) / 1000;
+    this.slowMs = init.options.slowMs ?? 0;
     this.rbuf = Buffer.allocUnsafe(this.opts.maxWrite + 8192);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.notify = {
@@ -101,6 +102,8 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
   /** The poll window in ms (MountOptions.pollMicros). */
   private readonly pollMs: number;
   private pollQueued = false;
+  /** MountOptions.slowMs (0 = off). */
+  private readonly slowMs: number;
 
   get isClosed(): boolean {
     return this.ended;
@@ -281,9 +284,19 @@ export class FuseSession extends EventEmitter implements FuseSessionApi {
         if (!this.ended) this.onReadable();
       });
     }
-    observeDuration(req.opcode, (performance.now() - req.start) / 1000);
+    const ms = performance.now() - req.start;
+    observeDuration(req.opcode, ms / 1000);
+    if (this.slowMs > 0 && ms >= this.slowMs) this.reportSlow(req, ms);
     if (errno !== 0) errorsTotal.labels(opName(req.opcode), errnoName(errno)).inc();
     if (tr.on) tr.log(`tx ${req.unique}: ${errno === 0 ? 'OK' : errnoName(errno)}${traceDetail ? ` ${traceDetail}` : ''}`);
+  }
+
+  private reportSlow(req: Request, ms: number): void {
+    try {
+      this.opts.onSlow?.(req.opcode, req.nodeid, ms);
+    } catch (err) {
+      log.error({ err }, 'onSlow failed');
+    }
   }
 
   // ---- notifications -------------------------------------------------------------------------

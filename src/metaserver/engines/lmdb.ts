@@ -41,7 +41,8 @@ const batchSize = histogram({
 const MAX_KEY_BYTES = 1978;
 
 interface Batch {
-  readonly writes: Array<JournalWrite & { rev: number }>;
+  /** `id`: the key as the `pending` map spells it (latin1), made once per write. */
+  readonly writes: Array<JournalWrite & { rev: number; id: string }>;
   readonly waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
   lastRev: number;
   txns: number;
@@ -143,6 +144,10 @@ export class LmdbEngine implements KvEngine {
   }
 
   async get(key: Buffer): Promise<KvValue | undefined> {
+    return this.getSync(key);
+  }
+
+  getSync(key: Buffer): KvValue | undefined {
     this.check();
     return this.peek(key);
   }
@@ -176,7 +181,7 @@ export class LmdbEngine implements KvEngine {
     const rev = this.rev + 1;
     if (this.journal) {
       try {
-        this.journal.append(rev, [...puts, ...deletes.map((key) => ({ key, value: undefined }))]);
+        this.journal.append(rev, deletes.length === 0 ? puts : [...puts, ...deletes.map((key) => ({ key, value: undefined }))]);
       } catch (err) {
         // A torn record would hide every later one from replay: stop rather than ack past it.
         this.failed = new Error(`lmdb journal write failed: ${(err as Error).message}`);
@@ -189,12 +194,14 @@ export class LmdbEngine implements KvEngine {
     batch.lastRev = rev;
     batch.txns++;
     for (const p of puts) {
-      this.pending.set(p.key.toString('latin1'), { value: p.value, modRevision: rev });
-      batch.writes.push({ key: p.key, value: p.value, rev });
+      const id = p.key.toString('latin1');
+      this.pending.set(id, { value: p.value, modRevision: rev });
+      batch.writes.push({ key: p.key, value: p.value, rev, id });
     }
     for (const key of deletes) {
-      this.pending.set(key.toString('latin1'), { value: undefined, modRevision: rev });
-      batch.writes.push({ key, value: undefined, rev });
+      const id = key.toString('latin1');
+      this.pending.set(id, { value: undefined, modRevision: rev });
+      batch.writes.push({ key, value: undefined, rev, id });
     }
     if (this.journal) {
       // Acknowledged now: the journal record is in the page cache; lmdb catches up (synced) soon.
@@ -276,8 +283,7 @@ export class LmdbEngine implements KvEngine {
         break;
       }
       for (const w of b.writes) {
-        const s = w.key.toString('latin1');
-        if (this.pending.get(s)?.modRevision === w.rev) this.pending.delete(s);
+        if (this.pending.get(w.id)?.modRevision === w.rev) this.pending.delete(w.id);
       }
       engineOps.labels('lmdb', 'commit', 'ok').inc();
       engineDuration.labels('lmdb', 'commit').observe(Number(process.hrtime.bigint() - start) / 1e9);
