@@ -164,7 +164,7 @@ export class KurveFs implements RawFileSystem {
     this.cacheDentry(parent, name, attr.ino, epoch);
     // Our own create/link/rename changed the parent (mtime, nlink): its event may still be queued.
     this.attrCache.delete(parent);
-    const ref = this.inodes.ref(attr.ino, () => ({ parent: 0 }));
+    const ref = this.inodes.ref(attr.ino, newInodeRef);
     if ((attr.mode & S_IFMT) === S_IFDIR) ref.parent = parent;
     inodesTracked.set(this.inodes.size);
     this.coherence.noteDentry(parent, name);
@@ -497,6 +497,11 @@ export class KurveFs implements RawFileSystem {
     await this.files.sessionBarrier();
     this.coherence.close();
   }
+}
+
+/** An inode's entry in the table, parent unknown yet (a closure per entry() cost a create). */
+function newInodeRef(): InodeRef {
+  return { parent: 0 };
 }
 
 function dentryKey(parent: number, name: Buffer): string {

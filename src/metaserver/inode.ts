@@ -108,11 +108,13 @@ export function decodeInode(ino: number, b: Buffer): InodeRec {
 }
 
 export function toAttr(r: InodeRec): Attr {
-  const a: Attr = {
+  const a: { -readonly [K in keyof Attr]: Attr[K] } = {
     ino: r.ino, generation: r.generation, mode: r.mode, nlink: r.nlink, uid: r.uid, gid: r.gid,
     rdev: r.rdev, size: r.size, atime: r.atime, mtime: r.mtime, ctime: r.ctime, dataVersion: r.dataVersion,
   };
-  return r.alloc === undefined || !isReg(r.mode) ? a : { ...a, blocks: Math.ceil(r.alloc / 512) };
+  // Set on the object, not by a spread into a second one: two attrs are made per file create.
+  if (r.alloc !== undefined && isReg(r.mode)) a.blocks = Math.ceil(r.alloc / 512);
+  return a;
 }
 
 /** Bytes a chunk object of `length` stored bytes is counted as occupying (4 KiB blocks). */
