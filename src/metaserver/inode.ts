@@ -84,9 +84,14 @@ export function encodeInode(r: InodeRec): Buffer {
   return b;
 }
 
-export function decodeInode(ino: number, b: Buffer): InodeRec {
+/** Just the mode of an encoded inode (a negative lookup per file create checks its parent's type). */
+export function inodeMode(ino: number, b: Buffer): number {
   if (b.length < FIXED) throw fsError('EIO', `inode ${ino}: corrupt record (${b.length} bytes)`);
-  const mode = b.readUInt32BE(0);
+  return b.readUInt32BE(0);
+}
+
+export function decodeInode(ino: number, b: Buffer): InodeRec {
+  const mode = inodeMode(ino, b);
   return {
     ino,
     mode,

@@ -13,7 +13,7 @@ import { meteredEngine } from './engine-metrics';
 import { ChangeFeed, InProcessFeed } from './feed';
 import { GcQueue } from './gc';
 import {
-  decodeDentry, decodeFs, decodeInode, decodeReaddirEntry, encodeFs, encodeInode, FIRST_COOKIE, FsRecord, isDir,
+  decodeDentry, decodeFs, decodeInode, decodeReaddirEntry, encodeFs, encodeInode, FIRST_COOKIE, FsRecord, inodeMode, isDir,
   nowTs, readU64Value, S_IFDIR, toAttr, u64Value,
 } from './inode';
 import {
@@ -176,7 +176,7 @@ export class Namespace implements MetaService, MetaAdmin {
       if (!d) {
         const p = await this.engine.get(inodeKey(fsId, parent));
         if (!p) throw fsError('ENOENT', `parent directory ${parent} does not exist`);
-        if (!isDir(decodeInode(parent, p.value).mode)) throw fsError('ENOTDIR', `parent ${parent} is not a directory`);
+        if (!isDir(inodeMode(parent, p.value))) throw fsError('ENOTDIR', `parent ${parent} is not a directory`);
         return undefined;
       }
       return this.attrOf(fsId, decodeDentry(d.value).ino);
@@ -233,7 +233,7 @@ export class Namespace implements MetaService, MetaAdmin {
       await this.core.fs(fsId);
       const raw = await this.engine.get(inodeKey(fsId, ino));
       if (!raw) throw fsError('ENOENT', `directory ${ino} does not exist`);
-      if (!isDir(decodeInode(ino, raw.value).mode)) throw fsError('ENOTDIR', `inode ${ino} is not a directory`);
+      if (!isDir(inodeMode(ino, raw.value))) throw fsError('ENOTDIR', `inode ${ino} is not a directory`);
       const rows = await this.engine.range({
         start: readdirKey(fsId, ino, cookie + 1), end: prefixEnd(readdirPrefix(fsId, ino)), limit: max + 1,
       });

@@ -18,12 +18,12 @@ export interface Pending {
 }
 
 /** Puts/removes inside the current lmdb transaction, each value prefixed with its revision. */
-export function stageWrites(db: RootDatabase<Buffer, Buffer>, writes: ReadonlyArray<JournalWrite & { rev: number }>): void {
+export function stageWrites(db: RootDatabase<Buffer, Buffer>, writes: ReadonlyArray<JournalWrite & { modRevision: number }>): void {
   for (const w of writes) {
     if (w.value === undefined) void db.remove(w.key);
     else {
       const raw = Buffer.allocUnsafe(8 + w.value.length);
-      writeU64(raw, w.rev, 0);
+      writeU64(raw, w.modRevision, 0);
       w.value.copy(raw, 8);
       void db.put(w.key, raw);
     }
@@ -82,7 +82,7 @@ export function replayJournal(db: RootDatabase<Buffer, Buffer>, dir: string, rev
     if (records.length > 0) {
       const lastRev = records[records.length - 1].rev;
       db.transactionSync(() => {
-        for (const r of records) stageWrites(db, r.writes.map((w) => ({ ...w, rev: r.rev })));
+        for (const r of records) stageWrites(db, r.writes.map((w) => ({ ...w, modRevision: r.rev })));
         stageRev(db, lastRev);
       });
       log.info({ path: dir, from: rev + 1, to: lastRev }, 'lmdb: replayed journal');

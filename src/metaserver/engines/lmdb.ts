@@ -41,8 +41,11 @@ const batchSize = histogram({
 const MAX_KEY_BYTES = 1978;
 
 interface Batch {
-  /** `id`: the key as the `pending` map spells it (latin1), made once per write. */
-  readonly writes: Array<JournalWrite & { rev: number; id: string }>;
+  /**
+   * Each write is also its key's `pending` entry (one object per write); `id` is the key as that
+   * map spells it (latin1), made once.
+   */
+  readonly writes: Array<JournalWrite & Pending & { id: string }>;
   readonly waiters: Array<{ resolve: () => void; reject: (e: Error) => void }>;
   lastRev: number;
   txns: number;
@@ -193,16 +196,8 @@ export class LmdbEngine implements KvEngine {
     const batch = (this.batch ??= { writes: [], waiters: [], lastRev: rev, txns: 0 });
     batch.lastRev = rev;
     batch.txns++;
-    for (const p of puts) {
-      const id = p.key.toString('latin1');
-      this.pending.set(id, { value: p.value, modRevision: rev });
-      batch.writes.push({ key: p.key, value: p.value, rev, id });
-    }
-    for (const key of deletes) {
-      const id = key.toString('latin1');
-      this.pending.set(id, { value: undefined, modRevision: rev });
-      batch.writes.push({ key, value: undefined, rev, id });
-    }
+    for (const p of puts) this.stage(batch, p.key, p.value, rev);
+    for (const key of deletes) this.stage(batch, key, undefined, rev);
     if (this.journal) {
       // Acknowledged now: the journal record is in the page cache; lmdb catches up (synced) soon.
       this.flushing ??= this.flushLoop();
@@ -212,6 +207,12 @@ export class LmdbEngine implements KvEngine {
     this.flushing ??= this.flushLoop();
     await durable;
     return { succeeded: true, revision: rev };
+  }
+
+  private stage(batch: Batch, key: Buffer, value: Buffer | undefined, modRevision: number): void {
+    const w = { key, value, modRevision, id: key.toString('latin1') };
+    this.pending.set(w.id, w);
+    batch.writes.push(w);
   }
 
   /**
@@ -282,9 +283,8 @@ export class LmdbEngine implements KvEngine {
         this.batch = null;
         break;
       }
-      for (const w of b.writes) {
-        if (this.pending.get(w.id)?.modRevision === w.rev) this.pending.delete(w.id);
-      }
+      // Unless a later batch wrote the key again.
+      for (const w of b.writes) if (this.pending.get(w.id) === w) this.pending.delete(w.id);
       engineOps.labels('lmdb', 'commit', 'ok').inc();
       engineDuration.labels('lmdb', 'commit').observe(Number(process.hrtime.bigint() - start) / 1e9);
       batchSize.observe(b.txns);
