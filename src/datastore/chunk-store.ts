@@ -3,7 +3,8 @@
 // object is an EIO naming the key, never wrong bytes. A put with deferSync (the in-process client
 // of `kurve up`) skips the two fsyncs; flush() does them later for every such object (at the
 // user's fsync; one syncfs when there are many), so closing a written file costs page-cache
-// writes, not a disk flush.
+// writes, not a disk flush. Objects of 1 MiB or more are written with O_DIRECT (direct-write.ts):
+// the client that wrote them holds the same bytes in its cache already.
 //
 // Layout: DIR/objects/<fs>/<ino % 256>/<(ino / 256) % 256>/<ino>/<index>.<version>, DIR/tmp/.
 // Two 256-way levels keep directories small for millions of inodes; one inode's chunks share a
@@ -16,6 +17,7 @@ import { moduleLogger } from '../common/logger';
 import { counter, gauge } from '../common/metrics';
 import { syncFileSystem } from '../common/syncfs';
 import { ChunkKey, DataService, DataStats, ListedObject, ObjectPage, PutOptions } from './api';
+import { DIRECT_MIN_BYTES, writeObjectDirect } from './direct-write';
 import { checksums, ChecksumError, decodeFixedHeader, decodeHeader, encodeHeader, HEADER_BYTES, verifyBlocks } from './chunk-format';
 
 const log = moduleLogger('datastore');
@@ -40,6 +42,8 @@ export interface ChunkStoreOptions {
   readonly maxObjectBytes?: number;
   /** fsync files and directories (default true; only benchmarks of the rest turn it off). */
   readonly sync?: boolean;
+  /** Write objects of DIRECT_MIN_BYTES or more with O_DIRECT (default true, see direct-write.ts). */
+  readonly directIo?: boolean;
   /**
    * Objects put with deferSync are synced by flush(), and at the latest this long after their put
    * (default 5 s, 0 = only by flush): bounds what a machine crash can take without an fsync.
@@ -141,6 +145,8 @@ export class ChunkStore implements DataService {
   private readonly tmp: string;
   private readonly maxObjectBytes: number;
   private readonly sync: boolean;
+  /** Large objects go past the page cache; cleared when the file system refuses O_DIRECT. */
+  private direct: boolean;
   private used = 0;
   private count = 0;
   /** Per-object operation chains, so concurrent put/delete of one key keep the counters right. */
@@ -163,6 +169,7 @@ export class ChunkStore implements DataService {
     this.tmp = path.join(dir, 'tmp');
     this.maxObjectBytes = opts.maxObjectBytes ?? MAX_OBJECT_BYTES;
     this.sync = opts.sync ?? true;
+    this.direct = opts.directIo ?? true;
     this.deferredSyncMs = opts.deferredSyncMs ?? 5000;
   }
 
@@ -296,16 +303,18 @@ export class ChunkStore implements DataService {
   }
 
   private async putAsync(target: string, tmp: string, header: Buffer, data: Buffer, defer: boolean): Promise<void> {
-    const fh = await fs.promises.open(tmp, 'wx', 0o644);
-    try {
-      await writeFully(fh, [header, data]);
-      if (this.sync && !defer) await fh.sync();
-    } catch (err) {
+    if (!(await this.writeDirect(tmp, header, data, this.sync && !defer))) {
+      const fh = await fs.promises.open(tmp, 'wx', 0o644);
+      try {
+        await writeFully(fh, [header, data]);
+        if (this.sync && !defer) await fh.sync();
+      } catch (err) {
+        await fh.close();
+        await fs.promises.rm(tmp, { force: true });
+        throw err;
+      }
       await fh.close();
-      await fs.promises.rm(tmp, { force: true });
-      throw err;
     }
-    await fh.close();
     const size = header.length + data.length;
     await this.locked(target, async () => {
       const dir = path.dirname(target);
@@ -320,6 +329,15 @@ export class ChunkStore implements DataService {
       }
       this.account(old?.size, size);
     });
+  }
+
+  /** A large object written past the page cache (direct-write.ts); false: write it buffered. */
+  private async writeDirect(tmp: string, header: Buffer, data: Buffer, sync: boolean): Promise<boolean> {
+    if (!this.direct || data.length < DIRECT_MIN_BYTES) return false;
+    if (await writeObjectDirect(tmp, header, data, sync)) return true;
+    this.direct = false;
+    log.info({ dir: this.dir }, 'this file system refuses O_DIRECT: chunk objects go through the page cache');
+    return false;
   }
 
   /** Counters for an object of `size` bytes written over one of `oldSize` (undefined = new). */
