@@ -47,6 +47,11 @@ export interface DataService {
    * is the writer's CRC32C of `data`: a mismatch is refused with EIO (end-to-end check).
    */
   put(key: ChunkKey, data: Buffer, crc32c?: number, opts?: PutOptions): Promise<void>;
+  /**
+   * Optional (a store in this process): put() of bytes [offset, offset+length) of the open file
+   * `fd`, zeros past its end, read by the store itself into the buffer it writes the object from.
+   */
+  putFromFile?(key: ChunkKey, fd: number, offset: number, length: number, opts?: PutOptions): Promise<void>;
   /** Optional: makes every object put so far with deferSync durable (fsync). */
   flush?(): Promise<void>;
   /** Reads [offset, offset+length) of an object (length -1: to the end); FsError ENOENT if absent, EIO if corrupt. */

@@ -17,7 +17,8 @@ import { moduleLogger } from '../common/logger';
 import { counter, gauge } from '../common/metrics';
 import { syncFileSystem } from '../common/syncfs';
 import { ChunkKey, DataService, DataStats, ListedObject, ObjectPage, PutOptions } from './api';
-import { DIRECT_MIN_BYTES, writeObjectDirect } from './direct-write';
+import { forEachLimited, syncPath, writeFully, writeFullySync } from './file-io';
+import { DIRECT_MIN_BYTES, readInto, releaseImage, takeImage, writeObjectDirect } from './direct-write';
 import { checksums, ChecksumError, decodeFixedHeader, decodeHeader, encodeHeader, HEADER_BYTES, verifyBlocks } from './chunk-format';
 
 const log = moduleLogger('datastore');
@@ -72,34 +73,6 @@ function ioError(err: unknown, what: string): unknown {
   return err;
 }
 
-/**
- * writev() may write less than asked (a full disk gives a short write, not an error): keep
- * writing the rest until done or until the file system refuses with a real error (ENOSPC).
- */
-async function writeFully(fh: fs.promises.FileHandle, bufs: Buffer[]): Promise<void> {
-  const total = bufs.reduce((n, b) => n + b.length, 0);
-  let done = (await fh.writev(bufs)).bytesWritten;
-  if (done === total) return;
-  const all = Buffer.concat(bufs);
-  while (done < total) {
-    const { bytesWritten } = await fh.write(all, done, total - done, done);
-    if (bytesWritten === 0) throw fsError('EIO', 'write made no progress');
-    done += bytesWritten;
-  }
-}
-
-function writeFullySync(fd: number, bufs: Buffer[]): void {
-  const total = bufs.reduce((n, b) => n + b.length, 0);
-  let done = fs.writevSync(fd, bufs);
-  if (done === total) return;
-  const all = Buffer.concat(bufs);
-  while (done < total) {
-    const n = fs.writeSync(fd, all, done, total - done, done);
-    if (n === 0) throw fsError('EIO', 'write made no progress');
-    done += n;
-  }
-}
-
 /** Objects up to this size, when no fsync is due at once, are written with synchronous calls. */
 const SYNC_PUT_BYTES = 256 * 1024;
 
@@ -112,29 +85,6 @@ const SYNCFS_OVER = 32;
 
 /** fsyncs that flush() runs at once (the libuv threadpool has 4 threads). */
 const SYNC_PARALLELISM = 4;
-
-/** fsync of a file or directory by path; with `missingOk`, one deleted meanwhile is skipped. */
-async function syncPath(p: string, missingOk = false): Promise<void> {
-  let fh: fs.promises.FileHandle;
-  try {
-    fh = await fs.promises.open(p, 'r');
-  } catch (err) {
-    if (missingOk && (err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
-}
 
 export function formatKey(k: ChunkKey): string {
   return `fs=${k.fsId} ino=${k.ino} index=${k.index} version=${k.version}`;
@@ -227,13 +177,33 @@ export class ChunkStore implements DataService {
   async put(key: ChunkKey, data: Buffer, crc?: number, opts?: PutOptions): Promise<void> {
     validateKey(key);
     const defer = this.sync && opts?.deferSync === true;
-    const p = this.putObject(key, data, crc, defer).catch((err: unknown) => {
+    return this.tracked(key, defer, this.putObject(key, data, crc, defer));
+  }
+
+  /**
+   * put() of bytes [offset, offset+length) of the open file `fd` (zeros past its end), for the
+   * client in this process: they are read straight into the buffer the object is written from,
+   * and the checksums come from that copy (a writer changing the file meanwhile cannot make the
+   * object disagree with its header).
+   */
+  async putFromFile(key: ChunkKey, fd: number, offset: number, length: number, opts?: PutOptions): Promise<void> {
+    validateKey(key);
+    for (const [name, v] of [['fd', fd], ['offset', offset], ['length', length]] as const) {
+      if (!Number.isSafeInteger(v) || v < 0) throw fsError('EINVAL', `invalid ${name} ${v}`);
+    }
+    const defer = this.sync && opts?.deferSync === true;
+    return this.tracked(key, defer, this.putFileObject(key, fd, offset, length, defer));
+  }
+
+  /** A put's errors as FsErrors; a deferred one is tracked for flush() and arms the sync timer. */
+  private tracked(key: ChunkKey, defer: boolean, work: Promise<void>): Promise<void> {
+    const p = work.catch((err: unknown) => {
       throw ioError(err, `writing chunk ${formatKey(key)}`);
     });
     if (!defer) return p;
-    const tracked = p.catch(() => undefined);
-    this.deferredPuts.add(tracked);
-    void tracked.finally(() => this.deferredPuts.delete(tracked));
+    const settled = p.catch(() => undefined);
+    this.deferredPuts.add(settled);
+    void settled.finally(() => this.deferredPuts.delete(settled));
     if (!this.syncTimer && this.deferredSyncMs > 0) {
       this.syncTimer = setTimeout(() => {
         this.syncTimer = undefined;
@@ -242,6 +212,31 @@ export class ChunkStore implements DataService {
       this.syncTimer.unref();
     }
     return p;
+  }
+
+  private tmpPath(): string {
+    return path.join(this.tmp, `${this.tmpPrefix}${++this.tmpSeq}.tmp`);
+  }
+
+  private async putFileObject(key: ChunkKey, fd: number, offset: number, length: number, defer: boolean): Promise<void> {
+    if (length > this.maxObjectBytes) {
+      throw fsError('EINVAL', `object of ${length} bytes exceeds the limit of ${this.maxObjectBytes} bytes`);
+    }
+    const tmp = this.tmpPath();
+    const img = takeImage(length);
+    const size = img.whole.length;
+    try {
+      const n = await readInto(fd, img.data, offset);
+      if (n < length) img.data.fill(0, n);
+      const sums = checksums(img.data);
+      encodeHeader(img.data, sums.dataCrc, sums.blockCrcs).copy(img.whole, 0);
+      await this.writeTmp(tmp, img.whole, this.sync && !defer);
+    } finally {
+      releaseImage(img);
+    }
+    await this.commitTmp(this.objectPath(key), tmp, size, defer);
+    bytesTotal.labels('put').inc(length);
+    this.publish();
   }
 
   private async putObject(key: ChunkKey, data: Buffer, crc: number | undefined, defer: boolean): Promise<void> {
@@ -257,7 +252,7 @@ export class ChunkStore implements DataService {
     }
     const header = encodeHeader(data, actual, sums.blockCrcs);
     const target = this.objectPath(key);
-    const tmp = path.join(this.tmp, `${this.tmpPrefix}${++this.tmpSeq}.tmp`);
+    const tmp = this.tmpPath();
     if (data.length <= SYNC_PUT_BYTES && (defer || !this.sync) && !this.locks.has(target)) {
       this.putSmallSync(target, tmp, header, data, defer);
     } else {
@@ -303,19 +298,51 @@ export class ChunkStore implements DataService {
   }
 
   private async putAsync(target: string, tmp: string, header: Buffer, data: Buffer, defer: boolean): Promise<void> {
-    if (!(await this.writeDirect(tmp, header, data, this.sync && !defer))) {
-      const fh = await fs.promises.open(tmp, 'wx', 0o644);
+    const sync = this.sync && !defer;
+    if (this.direct && data.length >= DIRECT_MIN_BYTES) {
+      const img = takeImage(data.length);
       try {
-        await writeFully(fh, [header, data]);
-        if (this.sync && !defer) await fh.sync();
-      } catch (err) {
-        await fh.close();
-        await fs.promises.rm(tmp, { force: true });
-        throw err;
+        header.copy(img.whole, 0);
+        data.copy(img.data);
+        await this.writeTmp(tmp, img.whole, sync);
+      } finally {
+        releaseImage(img);
       }
-      await fh.close();
+    } else {
+      await this.writeBuffered(tmp, [header, data], sync);
     }
-    const size = header.length + data.length;
+    await this.commitTmp(target, tmp, header.length + data.length, defer);
+  }
+
+  /**
+   * Writes a whole object image (page-aligned, from takeImage) to `tmp`: objects of
+   * DIRECT_MIN_BYTES or more past the page cache (direct-write.ts), unless this file system
+   * refuses O_DIRECT (then never tried again).
+   */
+  private async writeTmp(tmp: string, image: Buffer, sync: boolean): Promise<void> {
+    if (this.direct && image.length >= DIRECT_MIN_BYTES) {
+      if (await writeObjectDirect(tmp, image, sync)) return;
+      this.direct = false;
+      log.info({ dir: this.dir }, 'this file system refuses O_DIRECT: chunk objects go through the page cache');
+    }
+    await this.writeBuffered(tmp, [image], sync);
+  }
+
+  private async writeBuffered(tmp: string, bufs: Buffer[], sync: boolean): Promise<void> {
+    const fh = await fs.promises.open(tmp, 'wx', 0o644);
+    try {
+      await writeFully(fh, bufs);
+      if (sync) await fh.sync();
+    } catch (err) {
+      await fh.close();
+      await fs.promises.rm(tmp, { force: true });
+      throw err;
+    }
+    await fh.close();
+  }
+
+  /** Renames a complete temp object into place (syncing its directories unless deferred). */
+  private async commitTmp(target: string, tmp: string, size: number, defer: boolean): Promise<void> {
     await this.locked(target, async () => {
       const dir = path.dirname(target);
       const created = await fs.promises.mkdir(dir, { recursive: true });
@@ -329,15 +356,6 @@ export class ChunkStore implements DataService {
       }
       this.account(old?.size, size);
     });
-  }
-
-  /** A large object written past the page cache (direct-write.ts); false: write it buffered. */
-  private async writeDirect(tmp: string, header: Buffer, data: Buffer, sync: boolean): Promise<boolean> {
-    if (!this.direct || data.length < DIRECT_MIN_BYTES) return false;
-    if (await writeObjectDirect(tmp, header, data, sync)) return true;
-    this.direct = false;
-    log.info({ dir: this.dir }, 'this file system refuses O_DIRECT: chunk objects go through the page cache');
-    return false;
   }
 
   /** Counters for an object of `size` bytes written over one of `oldSize` (undefined = new). */

@@ -406,21 +406,7 @@ export class FileData implements Evictor {
     const storedLength = (index: number): number => st.zeroed.has(index) ? 0 : st.backing.dataEnd(index * cs, Math.min((index + 1) * cs, size)) - index * cs;
     const freshRefs = new Map<number, ChunkRef>(fresh.map(([index], k) => [index, { index, version: base + k, length: storedLength(index) }]));
     await runLimited([...freshRefs.values()], IO_PARALLELISM, async (ref) => {
-      if (ref.length === 0) return; // a punched-out chunk: readers see zeros without an object
-      // Read off the event loop (a write racing the read bumps the chunk's generation, so the
-      // commit below leaves it dirty for the next flush), into a reused buffer (no GC churn).
-      const whole = this.takeBuffer();
-      try {
-        const buf = whole.subarray(0, ref.length);
-        // A small chunk is read at once (a page-cache copy of tens of µs); a thread hand-off would
-        // cost more than the read.
-        const n = ref.length <= SYNC_READ_BYTES ? st.backing.read(buf, ref.index * cs) : await st.backing.readAsync(buf, ref.index * cs);
-        if (n < ref.length) buf.fill(0, n);
-        await this.d.data.put({ fsId: this.d.fsId, ino: st.ino, index: ref.index, version: ref.version }, buf, undefined, DEFER_SYNC);
-      } finally {
-        this.giveBuffer(whole);
-      }
-      uploadedBytes.inc(ref.length);
+      if (ref.length > 0) await this.uploadChunk(st, ref); // 0: punched out, readers see zeros
     });
     const refOf = (index: number): ChunkRef => reused.get(index) ?? freshRefs.get(index)!;
     let attr: Attr | undefined;
@@ -463,6 +449,35 @@ export class FileData implements Evictor {
     this.discardStaleUploads(st);
     uploadDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     return attr;
+  }
+
+  /**
+   * Stores the chunk's bytes from the backing file as object `ref` (zeros past the file's end). A
+   * write racing the upload bumps the chunk's generation, so the commit leaves it dirty for the
+   * next flush.
+   */
+  private async uploadChunk(st: InodeData, ref: ChunkRef): Promise<void> {
+    const cs = this.d.chunkSize;
+    const key = { fsId: this.d.fsId, ino: st.ino, index: ref.index, version: ref.version };
+    const fd = st.backing.openFd;
+    if (this.d.data.putFromFile && fd !== undefined && ref.length > SYNC_READ_BYTES) {
+      // A store in this process (`kurve up`) reads the bytes into the buffer it writes the object
+      // from (page-aligned for O_DIRECT): one copy less than reading them here.
+      await this.d.data.putFromFile(key, fd, ref.index * cs, ref.length, DEFER_SYNC);
+    } else {
+      // Read off the event loop into a reused buffer (no GC churn); a small chunk is read at once
+      // (a page-cache copy of tens of µs): a thread hand-off would cost more than the read.
+      const whole = this.takeBuffer();
+      try {
+        const buf = whole.subarray(0, ref.length);
+        const n = ref.length <= SYNC_READ_BYTES ? st.backing.read(buf, ref.index * cs) : await st.backing.readAsync(buf, ref.index * cs);
+        if (n < ref.length) buf.fill(0, n);
+        await this.d.data.put(key, buf, undefined, DEFER_SYNC);
+      } finally {
+        this.giveBuffer(whole);
+      }
+    }
+    uploadedBytes.inc(ref.length);
   }
 
   /** A chunk-sized upload buffer from the pool (a put is done with its buffer when it resolves). */

@@ -1,6 +1,7 @@
 // Chunk objects of 1 MiB or more are written with O_DIRECT (src/datastore/direct-write.ts): they
 // round-trip whatever the alignment of header + data, stay out of the page cache (fincore counts
 // the resident bytes), keep their CRC checks, and with directIo off go through the page cache.
+// putFromFile (the in-process client's upload) builds them from a range of an open file.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -94,6 +95,34 @@ describeIf([whyNoCommand('fincore'), whyNoDirect()], 'ChunkStore: large objects 
     const err = await store.get(key(400)).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(FsError);
     expect((err as FsError).errno).toBe(Errno.EIO);
+  });
+
+  it('putFromFile stores a range of an open file (zeros past its end), read straight into the object buffer', async () => {
+    const src = path.join(dir, 'source');
+    const content = randomBytes(9 * MiB + 321);
+    fs.writeFileSync(src, content);
+    const fd = fs.openSync(src, 'r');
+    try {
+      const cases: Array<[number, number, number]> = [[600, 4 * MiB, 4 * MiB], [601, 8 * MiB, 300_000], [602, 8 * MiB + 12, 4 * MiB], [603, 20 * MiB, 2 * MiB]];
+      const resident = new Map<number, number>();
+      for (const [ino, offset, length] of cases) {
+        await store.putFromFile(key(ino), fd, offset, length, { deferSync: ino % 2 === 0 });
+        resident.set(ino, residentBytes(objectFile(dir, key(ino))));
+        const want = Buffer.alloc(length);
+        content.copy(want, 0, Math.min(offset, content.length), Math.min(offset + length, content.length));
+        expect((await store.get(key(ino))).equals(want)).toBe(true);
+        expect(fs.statSync(objectFile(dir, key(ino))).size).toBe(objectBytes(length));
+      }
+      // The 4 MiB object went past the page cache; the 300 kB one through it.
+      expect(resident.get(600)).toBeLessThanOrEqual(4096);
+      expect(resident.get(601)).toBeGreaterThanOrEqual(300_000);
+      await store.flush();
+      expect((await store.stats()).objects).toBe(cases.length);
+      const bad = await store.putFromFile(key(604), fd, -1, 10).then(() => undefined, (e: unknown) => e);
+      expect((bad as FsError).errno).toBe(Errno.EINVAL);
+    } finally {
+      fs.closeSync(fd);
+    }
   });
 
   it('with directIo off, large objects go through the page cache as before', async () => {

@@ -34,6 +34,10 @@ export class BackingFile {
     }
     return this.fdValue;
   }
+  /** The descriptor if the file is open; undefined if never created (all zeros) or closed. */
+  get openFd(): number | undefined {
+    return this.fdValue >= 0 ? this.fdValue : undefined;
+  }
   get closed(): boolean {
     return this.fdValue === -1;
   }
