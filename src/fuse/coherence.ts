@@ -28,6 +28,12 @@ export interface CoherenceHooks {
   onReset(): void;
   /** Inodes the kernel may hold (for a full invalidation). */
   knownInodes(): Iterable<number>;
+  /**
+   * Whether the kernel may hold the inode now (a lookup of it not yet forgotten). An inode it
+   * does not hold has nothing to invalidate (the kernel answers ENOENT), so no notification is
+   * sent for it: e.g. the purge of every file an `rm -rf` removed, after the unlink grace.
+   */
+  held?(ino: number): boolean;
 }
 
 /** How long an expectation of our own event waits for it. */
@@ -44,8 +50,11 @@ export class Coherence {
   private retryMs = 100;
   private retryTimer?: NodeJS.Timeout;
   private healthyTimer?: NodeJS.Timeout;
-  /** Dentries (positive and negative) handed to the kernel: parent -> names (latin1). */
-  private readonly dentries = new Map<number, Set<string>>();
+  /**
+   * Dentries handed to the kernel: parent -> name (latin1) -> the inode it names (0: negative).
+   * The inode lets our own unlink expect the echo of the inode it removes (see guessIno).
+   */
+  private readonly dentries = new Map<number, Map<string, number>>();
   private dentryCount = 0;
   /** Our own data commits: ino -> dataVersion the feed will echo. */
   private readonly ownData = new Map<number, number>();
@@ -130,6 +139,7 @@ export class Coherence {
         // attributes itself when such a reply arrives (fuse_dir_changed), so the echo is skipped:
         // a notification is a write(2) to /dev/fuse per create.
         if (this.consumeOwn(`a${e.ino}`)) return;
+        if (this.unheld(e.ino)) return;
         this.invalInode(e.ino, -1, 0, 'attr');
         return;
       case 'data':
@@ -138,6 +148,7 @@ export class Coherence {
           return;
         }
         this.hooks.onData(e.ino, e.dataVersion);
+        if (this.unheld(e.ino)) return;
         this.invalInode(e.ino, 0, 0, 'data');
         return;
       case 'reset':
@@ -147,13 +158,17 @@ export class Coherence {
     }
   }
 
+  private unheld(ino: number): boolean {
+    return this.hooks.held !== undefined && !this.hooks.held(ino);
+  }
+
   /** Drops everything: every known inode's attributes and pages (cached listings too), every dentry handed out. */
   invalidateAll(): void {
     this.hooks.onReset();
     this.dirs.reset();
     for (const ino of this.hooks.knownInodes()) this.invalInode(ino, 0, 0, 'reset');
     for (const [parent, names] of this.dentries) {
-      for (const n of names) this.send(this.notifier?.invalEntry(parent, Buffer.from(n, 'latin1')), 'reset');
+      for (const n of names.keys()) this.send(this.notifier?.invalEntry(parent, Buffer.from(n, 'latin1')), 'reset');
     }
     this.dentries.clear();
     this.dentryCount = 0;
@@ -161,14 +176,41 @@ export class Coherence {
     this.ownEvents.clear();
   }
 
-  /** A dentry (or a negative one) was handed to the kernel. */
-  noteDentry(parent: number, name: Buffer): void {
-    let set = this.dentries.get(parent);
-    if (!set) this.dentries.set(parent, (set = new Set()));
+  /** A dentry naming `ino` (0: a negative one) was handed to the kernel. */
+  noteDentry(parent: number, name: Buffer, ino: number): void {
+    let names = this.dentries.get(parent);
+    if (!names) this.dentries.set(parent, (names = new Map()));
     const key = name.toString('latin1');
-    if (set.has(key) || this.dentryCount >= MAX_DENTRIES) return;
-    set.add(key);
-    this.dentryCount++;
+    if (!names.has(key)) {
+      if (this.dentryCount >= MAX_DENTRIES) return;
+      this.dentryCount++;
+    }
+    names.set(key, ino);
+  }
+
+  /** Our own unlink removed the name: the kernel's dentry is gone or invalid (entry time 0). */
+  dropDentry(parent: number, name: Buffer): void {
+    const names = this.dentries.get(parent);
+    if (names?.delete(name.toString('latin1'))) this.dentryCount--;
+  }
+
+  /** Our own rename: the kernel moved (or, exchanging, swapped) its dentries itself (d_move). */
+  renamed(parent: number, name: Buffer, newParent: number, newName: Buffer, exchange: boolean): void {
+    const moved = this.guessIno(parent, name);
+    const other = this.guessIno(newParent, newName);
+    this.dropDentry(parent, name);
+    this.dropDentry(newParent, newName);
+    if (moved !== undefined) this.noteDentry(newParent, newName, moved);
+    if (exchange && other !== undefined) this.noteDentry(parent, name, other);
+  }
+
+  /**
+   * The inode the kernel's dentry (parent, name) names, as of our last reply for it (undefined:
+   * unknown or negative). A guess: a change by another client not yet seen here may have moved
+   * the name, so a caller that learns the real inode afterwards checks it (see KurveFs.unlink).
+   */
+  guessIno(parent: number, name: Buffer): number | undefined {
+    return this.dentries.get(parent)?.get(name.toString('latin1')) || undefined;
   }
 
   /**
@@ -230,7 +272,7 @@ export class Coherence {
    * has a dentry for the name, so a cached listing of the directory is dropped explicitly.
    */
   invalEntry(parent: number, name: Buffer): void {
-    this.dentries.get(parent)?.delete(name.toString('latin1'));
+    this.dropDentry(parent, name);
     this.send(this.notifier?.invalEntry(parent, name), 'entry');
     this.dirs.changed(parent);
   }

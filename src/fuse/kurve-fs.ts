@@ -4,7 +4,7 @@
 import { Errno, FsError, toErrno } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import type { DataService } from '../datastore/api';
-import { ROOT_INO, type Attr, type Caller, type MetaService, type SetAttrRequest } from '../metaserver/api';
+import { ROOT_INO, type Attr, type Caller, type MetaService, type SetAttrRequest, type UnlinkResult } from '../metaserver/api';
 import type { FsInfo } from '../mds/api';
 import type {
   AccessIn, AttrOut, CreateIn, CreateOut, DirentPlusSink, DirentSink, EntryOut, FallocateIn, FlushIn, FsyncIn,
@@ -12,7 +12,7 @@ import type {
   RawFileSystem, ReaddirIn, ReadIn, Reply, ReleaseIn, RemovexattrIn, RenameIn, RequestContext, SetattrIn, SetxattrIn,
   StatfsOut, SymlinkIn, WriteIn, WriteOut,
 } from './protocol/raw-fs';
-import { errnoReply, RENAME_WHITEOUT } from './protocol/raw-fs';
+import { errnoReply, RENAME_EXCHANGE, RENAME_WHITEOUT } from './protocol/raw-fs';
 import { InodeTable } from './vfs/inode-table';
 import { HandleTable } from './vfs/handle-table';
 import { DirStream, dotEntries, fillDirents, fillDirentsPlus, type ListedEntry } from './vfs/readdir';
@@ -117,6 +117,7 @@ export class KurveFs implements RawFileSystem {
         this.dataPath.markAllStale();
       },
       knownInodes: () => [...this.inodes.entries()].map(([ino]) => ino),
+      held: (ino) => this.inodes.get(ino) !== undefined,
     });
     this.files = new FileOps(this, d.meta, this.dataPath, d.options, d.sessionId);
     this.warmup = new Warmup(this);
@@ -167,7 +168,7 @@ export class KurveFs implements RawFileSystem {
     const ref = this.inodes.ref(attr.ino, newInodeRef);
     if ((attr.mode & S_IFMT) === S_IFDIR) ref.parent = parent;
     inodesTracked.set(this.inodes.size);
-    this.coherence.noteDentry(parent, name);
+    this.coherence.noteDentry(parent, name, attr.ino);
     return this.entryOut(attr);
   }
 
@@ -185,14 +186,29 @@ export class KurveFs implements RawFileSystem {
     return { attrValid: this.coherence.attrTimeout, attr: toFuseAttr(attr, this.dataPath.get(attr.ino)) };
   }
 
+  /**
+   * Runs a change of ours to one inode's attributes (setattr, set/removexattr: each emits exactly
+   * one attr event): the kernel learns of it from the reply (SETATTR's attributes; after an xattr
+   * change it drops the cached ctime itself), so the echo is skipped instead of costing a
+   * notification per chmod/utimes (two per file of a `cp -a`).
+   */
+  private async ownAttr<T>(ino: number, op: () => Promise<T>): Promise<T> {
+    const cancel = this.coherence.expectAttr(ino);
+    try {
+      return await op();
+    } catch (err) {
+      cancel();
+      throw err;
+    }
+  }
+
   /** Runs a namespace change of ours, telling the coherence layer to skip its echo. */
-  async own<T>(names: ReadonlyArray<readonly [number, Buffer]>, op: () => Promise<T>, removed?: number): Promise<T> {
+  async own<T>(names: ReadonlyArray<readonly [number, Buffer]>, op: () => Promise<T>): Promise<T> {
     const cancels = names.map(([parent, name]) => this.coherence.expectEntry(parent, name));
     // One name = one entry added or removed in one directory: surely one attr event on it. (A
-    // rename may touch one directory once or twice; its echoes are left alone.)
+    // rename may touch one directory once or twice; its echoes are left alone. The inode an
+    // unlink/rmdir removes emits one too: see there.)
     if (names.length === 1) cancels.push(this.coherence.expectAttr(names[0][0]));
-    // The inode an unlink/rmdir removes a name of emits one attr event too.
-    if (removed !== undefined) cancels.push(this.coherence.expectAttr(removed));
     try {
       const r = await op();
       for (const [parent, name] of names) {
@@ -241,7 +257,7 @@ export class KurveFs implements RawFileSystem {
     if (attr) return this.entry(parent, name, attr, epoch);
     // A negative entry: the kernel remembers "no such name" until a create (ours or, through the
     // change feed, another client's) invalidates it.
-    this.coherence.noteDentry(parent, name);
+    this.coherence.noteDentry(parent, name, 0);
     this.cacheDentry(parent, name, 0, epoch);
     return negativeEntry(this.coherence.entryTimeout);
   }
@@ -288,7 +304,7 @@ export class KurveFs implements RawFileSystem {
     }
     if (change.mode !== undefined) change.mode &= 0o7777;
     if (Object.keys(change).length > 0) {
-      attr = await this.d.meta.setattr(this.fsId, ino, change, this.caller(ctx));
+      attr = await this.ownAttr(ino, () => this.d.meta.setattr(this.fsId, ino, change, this.caller(ctx)));
     }
     this.attrCache.delete(ino);
     attr ??= await this.d.meta.getattr(this.fsId, ino);
@@ -323,7 +339,22 @@ export class KurveFs implements RawFileSystem {
   async unlink(ctx: RequestContext, req: NameIn): Promise<void> {
     checkName(req.name);
     await this.files.protectOpen();
-    const r = await this.own([[ctx.nodeid, req.name]], () => this.d.meta.unlink(this.fsId, ctx.nodeid, req.name, this.caller(ctx)), this.knownIno(ctx.nodeid, req.name));
+    const parent = ctx.nodeid;
+    // The removed inode's attr echo is skipped too when we know which inode the kernel's dentry
+    // names (nearly always: the create or lookup that handed it out said so). Checked against
+    // the inode actually removed: a wrong guess (another client moved the name meanwhile) must
+    // not swallow that inode's next change.
+    const guess = this.coherence.guessIno(parent, req.name) ?? this.knownIno(parent, req.name);
+    const cancelGuess = guess === undefined ? undefined : this.coherence.expectAttr(guess);
+    let r: UnlinkResult;
+    try {
+      r = await this.own([[parent, req.name]], () => this.d.meta.unlink(this.fsId, parent, req.name, this.caller(ctx)));
+    } catch (err) {
+      cancelGuess?.();
+      throw err;
+    }
+    if (r.ino !== guess) cancelGuess?.();
+    this.coherence.dropDentry(parent, req.name);
     this.attrCache.delete(r.ino);
     if (r.nlink === 0) {
       if (this.inodes.get(r.ino) === undefined) this.dataPath.drop(r.ino);
@@ -333,7 +364,17 @@ export class KurveFs implements RawFileSystem {
 
   async rmdir(ctx: RequestContext, req: NameIn): Promise<void> {
     checkName(req.name);
-    await this.own([[ctx.nodeid, req.name]], () => this.d.meta.rmdir(this.fsId, ctx.nodeid, req.name), this.knownIno(ctx.nodeid, req.name));
+    const parent = ctx.nodeid;
+    // As in unlink, but rmdir does not say which inode it removed: the guess is expected only
+    // while the op runs (the in-process feed delivers the echo before the op returns).
+    const guess = this.coherence.guessIno(parent, req.name) ?? this.knownIno(parent, req.name);
+    const cancelGuess = guess === undefined ? undefined : this.coherence.expectAttr(guess);
+    try {
+      await this.own([[parent, req.name]], () => this.d.meta.rmdir(this.fsId, parent, req.name));
+    } finally {
+      cancelGuess?.();
+    }
+    this.coherence.dropDentry(parent, req.name);
   }
 
   async rename(ctx: RequestContext, req: RenameIn): Promise<void> {
@@ -343,6 +384,7 @@ export class KurveFs implements RawFileSystem {
     await this.files.protectOpen(); // a rename over an open file unlinks it
     await this.own([[ctx.nodeid, req.name], [req.newParent, req.newName]], () =>
       this.d.meta.rename(this.fsId, ctx.nodeid, req.name, req.newParent, req.newName, req.flags, this.caller(ctx)));
+    this.coherence.renamed(ctx.nodeid, req.name, req.newParent, req.newName, (req.flags & RENAME_EXCHANGE) !== 0);
     // The moved inode's ctime and a replaced one's nlink changed; we do not know their numbers here.
     this.attrCache.clear();
   }
@@ -364,10 +406,14 @@ export class KurveFs implements RawFileSystem {
 
   // ---- xattrs -------------------------------------------------------------------------------
 
-  async setxattr(ctx: RequestContext, req: SetxattrIn): Promise<void> {
+  setxattr(ctx: RequestContext, req: SetxattrIn): Reply<void> {
     if (this.warmup.handles(req.name)) return this.warmup.set(ctx, req.value);
-    await this.xattrs.set(ctx.nodeid, req.name, req.value, req.flags);
-    this.attrCache.delete(ctx.nodeid);
+    return this.xattrs.refused(req.name) ?? this.setxattrRemote(ctx.nodeid, req);
+  }
+
+  private async setxattrRemote(ino: number, req: SetxattrIn): Promise<void> {
+    await this.ownAttr(ino, () => this.xattrs.set(ino, req.name, req.value, req.flags));
+    this.attrCache.delete(ino);
   }
 
   getxattr(ctx: RequestContext, req: GetxattrIn): Reply<Buffer> {
@@ -380,7 +426,7 @@ export class KurveFs implements RawFileSystem {
   }
 
   async removexattr(ctx: RequestContext, req: RemovexattrIn): Promise<void> {
-    await this.xattrs.remove(ctx.nodeid, req.name);
+    await this.ownAttr(ctx.nodeid, () => this.xattrs.remove(ctx.nodeid, req.name));
     this.attrCache.delete(ctx.nodeid);
   }
 

@@ -14,11 +14,7 @@ import { errnoReply } from './protocol/raw-fs';
 /** The kernel asks for this before every write (to drop file capabilities); Kurve has none. */
 const CAPABILITY = 'security.capability';
 /** Names Kurve does not support at all: POSIX ACLs (not enforced without FUSE_POSIX_ACL), SELinux labels. */
-const UNSUPPORTED = new Map<string, string>([
-  ['system.posix_acl_access', 'POSIX ACLs are not supported on Kurve'],
-  ['system.posix_acl_default', 'POSIX ACLs are not supported on Kurve'],
-  ['security.selinux', 'SELinux labels are not supported on Kurve'],
-]);
+const UNSUPPORTED = new Set(['system.posix_acl_access', 'system.posix_acl_default', 'security.selinux']);
 /** Returned, not thrown, on the hot path: one shared error, no stack trace per `ls -l` entry. */
 const NOT_SUPPORTED = errnoReply(Errno.EOPNOTSUPP);
 const MAX_CACHED = 100_000;
@@ -68,10 +64,17 @@ export class Xattrs {
     return this.meta.getxattr(this.fsId, ino, name);
   }
 
+  /**
+   * The refusal of a set or remove of `name`, if Kurve refuses it (returned, not thrown: `cp -a`
+   * sets system.posix_acl_access on every file it copies, then falls back to chmod).
+   */
+  refused(name: string): FsError | undefined {
+    return name === CAPABILITY || UNSUPPORTED.has(name) ? NOT_SUPPORTED : undefined;
+  }
+
   async set(ino: number, name: string, value: Buffer, flags: number): Promise<void> {
-    if (name === CAPABILITY) throw new FsError(Errno.EOPNOTSUPP, 'file capabilities are not supported on Kurve');
-    const unsupported = UNSUPPORTED.get(name);
-    if (unsupported) throw new FsError(Errno.EOPNOTSUPP, unsupported);
+    const refused = this.refused(name);
+    if (refused) throw refused;
     this.names.delete(ino);
     try {
       await this.meta.setxattr(this.fsId, ino, name, value, flags);
@@ -86,8 +89,7 @@ export class Xattrs {
   }
 
   async remove(ino: number, name: string): Promise<void> {
-    const unsupported = UNSUPPORTED.get(name);
-    if (unsupported) throw new FsError(Errno.EOPNOTSUPP, unsupported);
+    if (UNSUPPORTED.has(name)) throw NOT_SUPPORTED;
     this.names.delete(ino);
     try {
       await this.meta.removexattr(this.fsId, ino, name);

@@ -239,6 +239,35 @@ export function py(code: string, opts: { uid?: number; gid?: number; timeoutMs?:
   return JSON.parse(lines[lines.length - 1]);
 }
 
+/** Polls `check` in a python child right after `act` ran; prints the ms until it held (or -1). */
+export function timeVisible(act: string, check: string, limitMs = 3000): number {
+  return py(`
+import time
+${act}
+t0 = time.monotonic()
+seen = -1
+while time.monotonic() - t0 < ${limitMs / 1000}:
+    try:
+        if ${check}:
+            seen = (time.monotonic() - t0) * 1000
+            break
+    except OSError:
+        pass
+    time.sleep(0.002)
+out(seen)`) as number;
+}
+
+/** Waits until `d` has received no change event for `ms` (so no invalidation is still coming). */
+export async function feedQuiet(d: Daemon, ms: number): Promise<void> {
+  let last = -1;
+  for (let i = 0; i < 100; i++) {
+    const n = await d.metric('kurve_client_change_events_total');
+    if (n === last) return;
+    last = n;
+    await sleep(ms);
+  }
+}
+
 /** Polls until fn() is true or the time is up; returns the elapsed ms, or throws. */
 export async function waitFor(what: string, fn: () => Promise<boolean> | boolean, timeoutMs = 5000, stepMs = 5): Promise<number> {
   const t0 = Date.now();

@@ -6,29 +6,11 @@
 // tracer loads, cross-checked with the kernel's fuse tracepoints.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { cleanupKurve, Daemon, kurveMount, kurveUp, py, sleep } from '../helpers/kurve-mount';
+import { cleanupKurve, Daemon, kurveMount, kurveUp, feedQuiet, py, timeVisible } from '../helpers/kurve-mount';
 import { describeIf, whyNoFuse } from '../helpers/privileged';
 
 const J = JSON.stringify;
 const MiB = 1024 * 1024;
-
-/** Polls `check` in a python child right after `act` ran; prints the ms until it held (or -1). */
-function timeVisible(act: string, check: string, limitMs = 3000): number {
-  return py(`
-import time
-${act}
-t0 = time.monotonic()
-seen = -1
-while time.monotonic() - t0 < ${limitMs / 1000}:
-    try:
-        if ${check}:
-            seen = (time.monotonic() - t0) * 1000
-            break
-    except OSError:
-        pass
-    time.sleep(0.002)
-out(seen)`) as number;
-}
 
 describeIf([whyNoFuse()], 'coherent long-lived kernel caching', () => {
   let a: Daemon;
@@ -40,16 +22,7 @@ describeIf([whyNoFuse()], 'coherent long-lived kernel caching', () => {
     return n;
   };
 
-  /** Waits until `d` has received no change event for 200 ms (so no invalidation is still coming). */
-  const quiet = async (d: Daemon): Promise<void> => {
-    let last = -1;
-    for (let i = 0; i < 100; i++) {
-      const n = await d.metric('kurve_client_change_events_total');
-      if (n === last) return;
-      last = n;
-      await sleep(200);
-    }
-  };
+  const quiet = (d: Daemon): Promise<void> => feedQuiet(d, 200);
 
   beforeAll(async () => {
     // BPF on where it can load (cross-check); the mount works without it.

@@ -87,8 +87,8 @@ describe('Coherence', () => {
     const c = new Coherence(feed.meta, 1, opts, { onData: () => undefined, onReset: () => resets++, knownInodes: () => [1, 5] });
     c.start(n);
     await tick(5);
-    c.noteDentry(1, Buffer.from('a'));
-    c.noteDentry(5, Buffer.from('neg'));
+    c.noteDentry(1, Buffer.from('a'), 9);
+    c.noteDentry(5, Buffer.from('neg'), 0);
     feed.last().h.event({ seq: 41, kind: 'attr', ino: 5 } as ChangeEvent);
     calls.length = 0;
     feed.last().h.error(new Error('stream broke'));
@@ -104,6 +104,61 @@ describe('Coherence', () => {
     await tick(1100);
     expect(c.subscribed).toBe(true);
     expect(c.entryTimeout).toBe(3600);
+    c.close();
+  });
+
+  it('sends no notification for an inode the kernel does not hold, but still tells the daemon', () => {
+    const feed = fakeFeed();
+    const { n, calls } = recordingNotifier();
+    const data: number[] = [];
+    const attrs: number[] = [];
+    const c = new Coherence(feed.meta, 1, opts, {
+      onData: (i) => data.push(i), onAttr: (i) => attrs.push(i), onReset: () => undefined, knownInodes: () => [7], held: (i) => i === 7,
+    });
+    c.start(n);
+    const h = feed.last().h;
+    h.event({ seq: 1, kind: 'attr', ino: 8 } as ChangeEvent);
+    h.event({ seq: 2, kind: 'data', ino: 8, dataVersion: 2 } as ChangeEvent);
+    h.event({ seq: 3, kind: 'attr', ino: 7 } as ChangeEvent);
+    h.event({ seq: 4, kind: 'data', ino: 7, dataVersion: 2 } as ChangeEvent);
+    expect(calls).toEqual(['inode 7 -1 0', 'inode 7 0 0']);
+    expect(attrs).toEqual([8, 7]);
+    expect(data).toEqual([8, 7]);
+    // An expectation is consumed by its echo even when nothing would have been sent.
+    c.expectAttr(8);
+    h.event({ seq: 5, kind: 'attr', ino: 8 } as ChangeEvent);
+    c.expectAttr(7);
+    h.event({ seq: 6, kind: 'attr', ino: 8 } as ChangeEvent);
+    h.event({ seq: 7, kind: 'attr', ino: 7 } as ChangeEvent);
+    h.event({ seq: 8, kind: 'attr', ino: 7 } as ChangeEvent);
+    expect(calls).toEqual(['inode 7 -1 0', 'inode 7 0 0', 'inode 7 -1 0']);
+    c.close();
+  });
+
+  it('remembers which inode each dentry handed out names, through our renames and unlinks and others\' changes', () => {
+    const feed = fakeFeed();
+    const { n, calls } = recordingNotifier();
+    const c = new Coherence(feed.meta, 1, opts, { onData: () => undefined, onReset: () => undefined, knownInodes: () => [] });
+    c.start(n);
+    const b = (s: string): Buffer => Buffer.from(s);
+    c.noteDentry(1, b('a'), 10);
+    c.noteDentry(1, b('b'), 11);
+    c.noteDentry(1, b('neg'), 0);
+    expect([c.guessIno(1, b('a')), c.guessIno(1, b('b')), c.guessIno(1, b('neg')), c.guessIno(2, b('a'))]).toEqual([10, 11, undefined, undefined]);
+    c.noteDentry(1, b('neg'), 12); // created since
+    expect(c.guessIno(1, b('neg'))).toBe(12);
+    c.renamed(1, b('a'), 2, b('x'), false); // a over nothing
+    expect([c.guessIno(1, b('a')), c.guessIno(2, b('x'))]).toEqual([undefined, 10]);
+    c.renamed(1, b('b'), 2, b('x'), false); // b over x: x now names 11
+    expect([c.guessIno(1, b('b')), c.guessIno(2, b('x'))]).toEqual([undefined, 11]);
+    c.renamed(1, b('neg'), 2, b('x'), true); // exchange
+    expect([c.guessIno(1, b('neg')), c.guessIno(2, b('x'))]).toEqual([11, 12]);
+    c.dropDentry(2, b('x')); // our unlink
+    expect(c.guessIno(2, b('x'))).toBeUndefined();
+    // Another client's change of a name: the kernel is told, and the name is no longer known.
+    feed.last().h.event({ seq: 1, kind: 'entry', parent: 1, name: b('neg') } as ChangeEvent);
+    expect(c.guessIno(1, b('neg'))).toBeUndefined();
+    expect(calls).toEqual(['entry 1 neg']);
     c.close();
   });
 
