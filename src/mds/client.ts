@@ -93,9 +93,10 @@ export class MdsClient implements MdsService {
           this.preferred = next;
           continue;
         }
-        // Every replica failed this round: wait, then start over from the first. Say so once, so
-        // that a user whose MDS is down is not left staring at a silent command for the budget.
-        if (backoff === 50) {
+        // Every replica failed this round: wait, then start over from the first. Say so once when
+        // the wait can be long, so that a user whose MDS is down is not left staring at a silent
+        // command for its whole budget (a short budget just fails with the error).
+        if (backoff === 50 && deadline - Date.now() > 5_000) {
           log.warn({ method, addresses: this.addresses, retryForMs: Math.max(0, deadline - Date.now()), err: (err as Error).message },
             'no MDS reachable; retrying');
         }
