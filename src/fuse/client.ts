@@ -52,7 +52,10 @@ export interface KurveMount {
 export async function mountKurve(d: ClientDeps): Promise<KurveMount> {
   const opts = d.options;
   if (!fs.existsSync(d.mountpoint)) fs.mkdirSync(d.mountpoint, { recursive: true });
-  const cache = new ChunkCache({ dir: opts.cacheDir, limitBytes: opts.cacheSize });
+  const cache = new ChunkCache({
+    dir: opts.cacheDir, limitBytes: opts.cacheSize,
+    fs: { fsId: d.fs.fsId, createdMs: d.fs.createdMs, chunkSize: d.fs.chunkSize },
+  });
   const kfs = new KurveFs({ meta: d.meta, data: d.data, fs: d.fs, sessionId: d.sessionId, cache, options: opts });
   let session: FuseSessionApi;
   try {
@@ -68,7 +71,8 @@ export async function mountKurve(d: ClientDeps): Promise<KurveMount> {
   } catch (err) {
     kfs.coherence.close();
     kfs.dataPath.close();
-    cache.close();
+    // Nothing was served: what the cache adopted at start is still valid for the next mount.
+    await cache.closeKeeping();
     throw err;
   }
   const connectionId = session.connectionId;
@@ -81,14 +85,17 @@ export async function mountKurve(d: ClientDeps): Promise<KurveMount> {
     await session.unmount().catch(() => undefined);
     kfs.coherence.close();
     kfs.dataPath.close();
-    cache.close();
+    await cache.closeKeeping();
     throw err;
   }
   const { tracer, why } = traced;
   let closing: Promise<void> | undefined;
   const cleanup = async (): Promise<void> => {
+    // Only a shutdown that uploaded everything keeps the cache for the next mount.
+    let clean = false;
     try {
       await kfs.shutdown();
+      clean = true;
     } finally {
       await session.unmount().catch(() => undefined);
       if (tracer) {
@@ -99,8 +106,10 @@ export async function mountKurve(d: ClientDeps): Promise<KurveMount> {
         }
         tracer.close();
       }
+      if (clean) kfs.dataPath.parkAll();
       kfs.dataPath.close();
-      cache.close();
+      if (clean) await cache.closeKeeping();
+      else cache.close();
     }
   };
   const close = (): Promise<void> => (closing ??= cleanup());

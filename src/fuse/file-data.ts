@@ -569,6 +569,22 @@ export class FileData implements Evictor {
     await this.syncData().catch((err: unknown) => log.error({ err: String(err) }, 'syncing chunk objects at shutdown failed'));
   }
 
+  /**
+   * Clean unmount, after flushAll(): parks every inode whose backing file holds only uploaded
+   * chunks, so the cache index (ChunkCache.closeKeeping) records them for the next mount. Anything
+   * dirty, uploading or local-only (version 0) stays tracked, and close() deletes it.
+   */
+  parkAll(): void {
+    for (const st of [...this.inodes.values()]) {
+      if (st.backing.closed || st.present.size === 0 || st.fetches.size > 0 || st.uploading.size > 0) continue;
+      if (this.isDirty(st) || st.handles > 0) continue;
+      if ([...st.present.values()].some((v) => v <= 0)) continue;
+      st.backing.close(false);
+      this.inodes.delete(st.ino);
+      this.d.cache.park(st.ino, new Map(st.present), st.backing.size);
+    }
+  }
+
   close(): void {
     for (const st of this.inodes.values()) st.backing.close();
     this.inodes.clear();

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { ChunkCache, type Evictor } from '../../src/fuse/cache/chunk-cache';
 
 const MiB = 1024 * 1024;
+const FS = { fsId: 7, createdMs: 1_700_000_000_000, chunkSize: MiB };
 
 describe('ChunkCache', () => {
   let dir: string;
@@ -23,7 +24,7 @@ describe('ChunkCache', () => {
   };
 
   it('accounts bytes and evicts least recently used chunks past the limit', () => {
-    const c = new ChunkCache({ dir, limitBytes: 3 * MiB });
+    const c = new ChunkCache({ dir, limitBytes: 3 * MiB, fs: FS });
     const ev = recorder();
     c.setEvictor(ev);
     c.touch(1, 0, MiB);
@@ -38,7 +39,7 @@ describe('ChunkCache', () => {
   });
 
   it('skips pinned chunks (dirty or in passthrough) and evicts the next ones', () => {
-    const c = new ChunkCache({ dir, limitBytes: 2 * MiB });
+    const c = new ChunkCache({ dir, limitBytes: 2 * MiB, fs: FS });
     const ev = recorder(new Set(['1:0']));
     c.setEvictor(ev);
     c.touch(1, 0, MiB);
@@ -52,7 +53,7 @@ describe('ChunkCache', () => {
   });
 
   it('re-touching a chunk replaces its size; forget drops it', () => {
-    const c = new ChunkCache({ dir, limitBytes: 100 * MiB });
+    const c = new ChunkCache({ dir, limitBytes: 100 * MiB, fs: FS });
     c.touch(5, 0, 4 * MiB);
     c.touch(5, 0, 1000);
     expect(c.usedBytes).toBe(1000);
@@ -62,17 +63,18 @@ describe('ChunkCache', () => {
     c.close();
   });
 
-  it('each client gets its own directory; a dead client\'s directory is removed at start', () => {
+  it('each file system gets its own directory; a dead older client\'s directory is removed at start', () => {
     fs.mkdirSync(path.join(dir, 'client-999999999-abc'));
-    const c = new ChunkCache({ dir, limitBytes: MiB * 16 });
+    const c = new ChunkCache({ dir, limitBytes: MiB * 16, fs: FS });
     expect(fs.existsSync(path.join(dir, 'client-999999999-abc'))).toBe(false);
-    expect(path.dirname(c.root)).toBe(dir);
+    expect(c.root).toBe(path.join(dir, 'fs-7'));
+    c.openBacking(3).write(Buffer.from('x'), 0);
     c.close();
-    expect(fs.existsSync(c.root)).toBe(false);
+    expect(fs.readdirSync(c.root)).toEqual(['.lock']);
   });
 
   it('backing files: punched ranges read as zeros, size is kept', () => {
-    const c = new ChunkCache({ dir, limitBytes: MiB * 16 });
+    const c = new ChunkCache({ dir, limitBytes: MiB * 16, fs: FS });
     const b = c.openBacking(42);
     b.write(Buffer.alloc(3 * 65536, 0x61), 0);
     b.zero(65536, 65536);

@@ -4,8 +4,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { moduleLogger } from '../../common/logger';
+import { syncFileSystem } from '../../common/syncfs';
 import { cacheEvictions, cacheLimitBytes, cacheUsedBytes } from '../client-metrics';
 import { BackingFile } from './backing-file';
+import {
+  backingMatches, backingMtime, type CacheIdentity, type CacheIndex, type IndexedInode, lockCacheDir, removeLeftovers,
+  takeIndex, writeIndex,
+} from './cache-index';
 
 const log = moduleLogger('chunk-cache');
 /** Parked inodes kept at most (see park()); beyond this the oldest go. */
@@ -20,9 +25,13 @@ export interface Evictor {
 }
 
 export interface ChunkCacheOptions {
-  /** Parent directory; each client gets its own subdirectory, removed on close. */
+  /**
+   * Parent directory; each file system gets its own subdirectory (fs-<id>), locked by one daemon
+   * at a time, kept across clean restarts (cache-index.ts).
+   */
   readonly dir: string;
   readonly limitBytes: number;
+  readonly fs: CacheIdentity;
 }
 
 export class ChunkCache {
@@ -37,14 +46,57 @@ export class ChunkCache {
    */
   private readonly parked = new Map<number, { present: Map<number, number>; size: number }>();
 
+  /** The flock'ed descriptor of the cache directory's lock file; -1 once closed. */
+  private lockFd: number;
+
   constructor(private readonly opts: ChunkCacheOptions) {
     fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
     ChunkCache.removeStale(opts.dir);
-    this.root = fs.mkdtempSync(path.join(opts.dir, `client-${process.pid}-`));
+    this.root = path.join(opts.dir, `fs-${opts.fs.fsId}`);
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    this.lockFd = lockCacheDir(this.root);
     cacheLimitBytes.set(opts.limitBytes);
+    try {
+      this.restore();
+    } catch (err) {
+      fs.closeSync(this.lockFd);
+      throw err;
+    }
   }
 
-  /** Clients killed with -9 leave their directories behind: remove those whose pid is gone. */
+  /**
+   * Parks the inodes a clean shutdown recorded (their versions are checked at the next open), in
+   * their LRU order and within the limit; removes every other file (an unclean stop's leftovers).
+   */
+  private restore(): void {
+    const { index, why } = takeIndex(this.root, this.opts.fs);
+    const kept = new Set<number>();
+    if (index) {
+      for (const e of index.inodes) {
+        if (!backingMatches(this.root, e)) continue;
+        this.parked.set(e.ino, { present: new Map(e.chunks), size: e.size });
+        kept.add(e.ino);
+      }
+      for (const [ino, index_, bytes] of index.lru) {
+        if (this.parked.get(ino)?.present.has(index_)) this.touch(ino, index_, bytes);
+      }
+      // A chunk without its size in the LRU would escape the limit: such an inode is not adopted.
+      for (const [ino, p] of this.parked) {
+        if (![...p.present.keys()].some((i) => !this.lru.has(`${ino}:${i}`))) continue;
+        kept.delete(ino);
+        this.dropParked(ino);
+      }
+    }
+    removeLeftovers(this.root, kept);
+    // Oldest first until under the limit (a smaller cacheSize than at the last run), then the inode cap.
+    for (const e of this.lru.values()) {
+      if (this.used <= this.opts.limitBytes && this.parked.size <= MAX_PARKED_INODES) break;
+      this.dropParked(e.ino);
+    }
+    log.info({ inodes: this.parked.size, bytes: this.used, ...(index ? {} : { why }) }, index ? 'chunk cache restored' : 'chunk cache starts empty');
+  }
+
+  /** Clients of older versions (and killed ones) left client-<pid>-* directories: remove those whose pid is gone. */
   private static removeStale(dir: string): void {
     for (const name of fs.readdirSync(dir)) {
       const m = /^client-(\d+)-/.exec(name);
@@ -169,11 +221,51 @@ export class ChunkCache {
     }
   }
 
+  /**
+   * Clean unmount (nothing dirty is parked, see FileData.parkAll): the parked inodes' backing
+   * files stay, made durable, and an index of them is written for the next mount; then close().
+   */
+  async closeKeeping(): Promise<void> {
+    if (this.lockFd < 0) return;
+    const kept = new Set<number>();
+    try {
+      await this.persist(kept);
+    } catch (err) {
+      log.warn({ err: String(err) }, 'writing the chunk cache index failed: the next mount starts empty');
+      kept.clear();
+    }
+    this.release(kept);
+  }
+
+  /** Frees the cache and deletes its backing files (the next mount starts empty). */
   close(): void {
+    if (this.lockFd >= 0) this.release(new Set());
+  }
+
+  private release(kept: ReadonlySet<number>): void {
+    removeLeftovers(this.root, kept);
+    fs.closeSync(this.lockFd);
+    this.lockFd = -1;
     this.lru.clear();
     this.parked.clear();
     this.used = 0;
     cacheUsedBytes.set(0);
-    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+
+  /** Writes the index of the parked inodes still on disk, after their data is durable; `kept` gets their numbers. */
+  private async persist(kept: Set<number>): Promise<void> {
+    const inodes: IndexedInode[] = [];
+    for (const [ino, p] of this.parked) {
+      const mtimeNs = backingMtime(this.root, ino);
+      if (mtimeNs === undefined) continue;
+      inodes.push({ ino, size: p.size, mtimeNs, chunks: [...p.present] });
+      kept.add(ino);
+    }
+    // One syncfs rather than an fsync per file: thousands of small cached files at shutdown.
+    if (inodes.length > 0) await syncFileSystem(this.root);
+    const lru: CacheIndex['lru'] = [];
+    for (const e of this.lru.values()) if (kept.has(e.ino)) lru.push([e.ino, e.index, e.bytes]);
+    writeIndex(this.root, { ...this.opts.fs, inodes, lru });
+    log.info({ inodes: inodes.length }, 'chunk cache index written');
   }
 }
