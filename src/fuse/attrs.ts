@@ -10,6 +10,15 @@ export const S_IFDIR = 0o040000;
 export const S_IFLNK = 0o120000;
 export const S_ISUID = 0o4000;
 export const S_ISGID = 0o2000;
+const S_IXGRP = 0o010;
+
+/**
+ * The privilege bits a write, truncate or chown clears: S_ISUID, and S_ISGID when the file is
+ * group-executable (without group execute it marks mandatory locking, and stays) — Linux's rule.
+ */
+export function privBits(mode: number): number {
+  return (mode & S_ISUID) | (mode & S_IXGRP ? mode & S_ISGID : 0);
+}
 
 export function toFuseAttr(a: Attr, local?: InodeData): FuseAttr {
   let size = a.size;

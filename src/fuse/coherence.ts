@@ -281,6 +281,16 @@ export class Coherence {
     this.send(this.notifier?.invalInode(ino, off, len), kind);
   }
 
+  /**
+   * Drops the kernel's cached attributes of `ino` and resolves once the kernel has them dropped:
+   * for a change the kernel learns of from no reply (privilege bits a WRITE or OPEN cleared).
+   */
+  async invalAttrNow(ino: number): Promise<void> {
+    const p = this.notifier?.invalInode(ino, -1, 0);
+    this.send(p, 'attr');
+    await p?.catch(() => undefined);
+  }
+
   private send(p: Promise<number> | undefined, kind: string): void {
     if (!p) return;
     invalidationsBy(kind).inc();

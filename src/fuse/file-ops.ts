@@ -20,12 +20,13 @@ import { Errno, FsError, toErrno } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import type { Attr, MetaService } from '../metaserver/api';
 import {
-  FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, SEEK_DATA, SEEK_HOLE,
+  FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_OPEN_KILL_SUIDGID,
+  FUSE_WRITE_KILL_SUIDGID, SEEK_DATA, SEEK_HOLE,
   type CreateIn, type CreateOut, type FallocateIn, type LseekIn, type LseekOut, type OpenIn, type OpenOut,
   type ReadIn, type RequestContext, type WriteIn, type WriteOut,
 } from './protocol/raw-fs';
 import { HandleTable } from './vfs/handle-table';
-import { S_IFMT, S_IFREG } from './attrs';
+import { privBits, S_IFMT, S_IFREG } from './attrs';
 import type { ClientOptions } from './client-options';
 import { openHandles, opensBy, passthroughOpens, readBytes, writtenBytes } from './client-metrics';
 import type { FileData } from './file-data';
@@ -101,10 +102,12 @@ export class FileOps {
       throw new FsError(Errno.EINVAL, `open of a non-regular inode ${ino}`);
     }
     const st = this.data.ensure(ino);
+    st.mode = attr.mode;
     await this.data.revalidate(st, attr);
     const writable = (req.flags & O_ACCMODE) !== O_RDONLY;
+    if (writable && req.openFlags & FUSE_OPEN_KILL_SUIDGID && privBits(st.mode)) st.mode = await this.kfs.killPriv(ino);
     if (writable && req.flags & O_TRUNC && st.size > 0) await this.data.truncate(st, 0);
-    return this.openHandle(st, req.flags);
+    return this.openHandle(st, req.flags, ctx.uid);
   }
 
   async create(ctx: RequestContext, req: CreateIn): Promise<CreateOut> {
@@ -127,9 +130,11 @@ export class FileOps {
         // We just made it: its chunk map is empty, no need to ask.
         st.applyMap({ ino: attr.ino, size: 0, dataVersion: attr.dataVersion, chunkSize: st.chunkSize, chunks: [] });
       }
+      st.mode = attr.mode;
       await this.data.revalidate(st, attr);
+      if (!fresh && req.openFlags & FUSE_OPEN_KILL_SUIDGID && privBits(st.mode)) st.mode = await this.kfs.killPriv(attr.ino);
       if ((req.flags & O_TRUNC) && st.size > 0) attr = await this.data.truncate(st, 0);
-      const open = await this.openHandle(st, req.flags);
+      const open = await this.openHandle(st, req.flags, ctx.uid);
       // entry() takes the lookup count only once the open succeeded: a failed create hands out nothing.
       return { entry: this.kfs.entry(parent, req.name, attr), open };
     } catch (err) {
@@ -143,13 +148,16 @@ export class FileOps {
     }
   }
 
-  private async openHandle(st: InodeData, flags: number): Promise<OpenOut> {
+  private async openHandle(st: InodeData, flags: number, uid: number): Promise<OpenOut> {
     const writable = (flags & O_ACCMODE) !== O_RDONLY;
+    // Passthrough writes never reach us, so we could not clear privilege bits on them: such a
+    // file is written through the daemon (each WRITE carries the kernel's kill flag).
+    const privWriter = writable && uid !== 0 && privBits(st.mode) !== 0;
     const conn = this.kfs.connection;
     let passthrough = false;
     if (conn?.passthrough && this.opts.passthrough) {
       if (st.ptHandles > 0) passthrough = true; // one mode per inode: join it
-      else if (st.daemonHandles === 0 && !(flags & O_DIRECT) && (!writable || this.writePassthrough(st, flags))) {
+      else if (st.daemonHandles === 0 && !(flags & O_DIRECT) && (!writable || (!privWriter && this.writePassthrough(st, flags)))) {
         if (st.staleWhilePinned || st.mapStale) {
           st.staleWhilePinned = false;
           st.mapStale = true;
@@ -157,6 +165,8 @@ export class FileOps {
         passthrough = !st.mapStale && st.fullyLocal();
       }
     }
+    // Joining passthrough handles already open (one mode per inode): clear the bits now instead.
+    if (passthrough && privWriter) st.mode = await this.kfs.killPriv(st.ino);
     if (passthrough && st.backingId === undefined) {
       try {
         st.backingId = conn!.backing.open(st.backing.fd);
@@ -212,6 +222,7 @@ export class FileOps {
 
   async write(req: WriteIn): Promise<WriteOut> {
     const h = this.handles.need(req.fh);
+    if (req.writeFlags & FUSE_WRITE_KILL_SUIDGID && privBits(h.st.mode)) h.st.mode = await this.kfs.killPriv(h.st.ino);
     const n = await this.data.write(h.st, req.offset, req.data);
     writtenBytes.inc(n);
     return { size: n };

@@ -40,6 +40,11 @@ export class InodeData {
   ptSnapshot?: PassthroughSnapshot;
   /** A change from another client arrived while passthrough handles pinned the backing file. */
   staleWhilePinned = false;
+  /**
+   * The file's mode as of its last open or our last change to it: tells a WRITE whether it has
+   * privilege bits to clear (FUSE_HANDLE_KILLPRIV_V2) without asking the metaserver each time.
+   */
+  mode = 0;
   /** The dataVersion the previous open saw (FOPEN_KEEP_CACHE when unchanged). */
   lastOpenVersion = -1;
   /** Set when the metaserver may hold a newer chunk map than ours. */

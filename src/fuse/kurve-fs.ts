@@ -16,7 +16,7 @@ import { errnoReply, RENAME_EXCHANGE, RENAME_WHITEOUT } from './protocol/raw-fs'
 import { InodeTable } from './vfs/inode-table';
 import { HandleTable } from './vfs/handle-table';
 import { DirStream, dotEntries, fillDirents, fillDirentsPlus, type ListedEntry } from './vfs/readdir';
-import { S_IFDIR, S_IFMT, S_IFREG, S_ISGID, S_ISUID, toFuseAttr } from './attrs';
+import { privBits, S_IFDIR, S_IFMT, S_IFREG, toFuseAttr } from './attrs';
 import type { ChunkCache } from './cache/chunk-cache';
 import type { ClientOptions } from './client-options';
 import { inodesTracked, openHandles } from './client-metrics';
@@ -298,9 +298,12 @@ export class KurveFs implements RawFileSystem {
     if (req.atime !== undefined) change.atime = req.atime;
     if (req.mtime !== undefined) change.mtime = req.mtime;
     if (req.ctime !== undefined) change.ctime = req.ctime;
+    // FATTR_KILL_SUIDGID (FUSE_HANDLE_KILLPRIV_V2): a chown, or a truncate by a caller without
+    // CAP_FSETID — the kernel leaves clearing the privilege bits to us.
     if (req.killSuidgid && change.mode === undefined) {
       const cur = attr ?? (await this.d.meta.getattr(this.fsId, ino));
-      if (cur.mode & (S_ISUID | S_ISGID)) change.mode = cur.mode & ~(S_ISUID | S_ISGID) & 0o7777;
+      const bits = privBits(cur.mode);
+      if (bits) change.mode = cur.mode & ~bits & 0o7777;
     }
     if (change.mode !== undefined) change.mode &= 0o7777;
     if (Object.keys(change).length > 0) {
@@ -308,7 +311,25 @@ export class KurveFs implements RawFileSystem {
     }
     this.attrCache.delete(ino);
     attr ??= await this.d.meta.getattr(this.fsId, ino);
+    const st = this.dataPath.get(ino);
+    if (st) st.mode = attr.mode;
     return this.attrOut(attr);
+  }
+
+  /**
+   * Clears the privilege bits (privBits) a write or O_TRUNC open by a caller without CAP_FSETID
+   * clears, outside a SETATTR: the kernel, having no reply to learn it from, is told before the
+   * request is answered, so a stat right after the write(2) shows the new mode. Returns the mode.
+   */
+  async killPriv(ino: number): Promise<number> {
+    const cur = await this.d.meta.getattr(this.fsId, ino);
+    const bits = privBits(cur.mode);
+    if (!bits) return cur.mode;
+    const system = { uid: 0, gid: 0, sessionId: this.d.sessionId };
+    const attr = await this.ownAttr(ino, () => this.d.meta.setattr(this.fsId, ino, { mode: cur.mode & ~bits & 0o7777 }, system));
+    this.attrCache.delete(ino);
+    await this.coherence.invalAttrNow(ino);
+    return attr.mode;
   }
 
   async readlink(ctx: RequestContext): Promise<Buffer> {
@@ -474,6 +495,7 @@ export class KurveFs implements RawFileSystem {
 
   /** Listings are cached by the kernel: fetch each one with its entries (see RawFileSystem). */
   readonly readdirplusAlways = true;
+  readonly handlesKillpriv = true;
 
   releasedir(_ctx: RequestContext, req: ReleaseIn): void {
     const h = this.dirs.release(req.fh);

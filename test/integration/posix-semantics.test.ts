@@ -409,6 +409,40 @@ os.chown(p, -1, 65534)
 out(oct(os.stat(p).st_mode & 0o7777))`, NOBODY);
       expect(r).toBe('0o775');
     });
+    it('an O_TRUNC open by a non-member (a passthrough write the daemon never sees) clears both bits', async () => {
+      const p = await privFile(0o6777);
+      py(`
+with open(${J(p)}, 'w') as f: f.write('new')
+out(0)`, NOBODY);
+      expect(await modeOf(p)).toBe(0o777);
+      expect(await fsp.readFile(p, 'utf8')).toBe('new');
+    });
+    it('a non-member writing while a passthrough reader holds the file still clears the bits', async () => {
+      const p = await privFile(0o6777);
+      expect(await fsp.readFile(p, 'utf8')).toBe('x');
+      const reader = await fsp.open(p, 'r');
+      try {
+        appendAs(p, NOBODY);
+        expect((await reader.stat()).mode & 0o7777).toBe(0o777);
+      } finally {
+        await reader.close();
+      }
+      expect(await fsp.readFile(p, 'utf8')).toBe('xmore');
+    });
+    it('writes cost no security.capability round trip (FUSE_HANDLE_KILLPRIV_V2): at most one GETXATTR for 200 writes', async () => {
+      const getxattrs = (): Promise<number> => k.metric('kurve_fuse_requests_total', 'op="GETXATTR"');
+      const d = await fresh(0o777);
+      const before = await getxattrs();
+      // A passthrough file (O_TRUNC of a new file) and a daemon-served one (append), as root and not.
+      py(`
+for name in ('pt', 'app'):
+    with open(${J(d)} + '/' + name, 'w' if name == 'pt' else 'a') as f:
+        for i in range(100):
+            f.write('y' * 4096); f.flush()
+out(0)`, NOBODY);
+      expect((await getxattrs()) - before).toBeLessThanOrEqual(2);
+      expect((await fsp.stat(path.join(d, 'pt'))).size).toBe(100 * 4096);
+    });
     it('chmod of a directory keeps S_ISGID when asked', async () => {
       const d = await fresh();
       await fsp.chmod(d, 0o2755);

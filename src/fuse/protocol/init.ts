@@ -12,7 +12,7 @@ const log = moduleLogger('fuse');
 const PAGE = 4096;
 
 /** The flags we want, given what the file system implements and what the mount asked for. */
-export function wantedInitFlags(opts: { passthrough: boolean; readdirplus: boolean; readdirplusAlways?: boolean }): bigint {
+export function wantedInitFlags(opts: { passthrough: boolean; readdirplus: boolean; readdirplusAlways?: boolean; killpriv?: boolean }): bigint {
   let f = InitFlag.ASYNC_READ // several READs of one file in flight (readahead)
     | InitFlag.BIG_WRITES // WRITEs up to max_write, not 4 KiB
     | InitFlag.MAX_PAGES // max_pages below is honoured (1 MiB requests)
@@ -21,6 +21,7 @@ export function wantedInitFlags(opts: { passthrough: boolean; readdirplus: boole
     | InitFlag.INIT_EXT; // flags2 exists (passthrough lives there)
   if (opts.readdirplus) f |= InitFlag.DO_READDIRPLUS | (opts.readdirplusAlways ? 0n : InitFlag.READDIRPLUS_AUTO);
   if (opts.passthrough) f |= InitFlag.PASSTHROUGH;
+  if (opts.killpriv) f |= InitFlag.HANDLE_KILLPRIV_V2;
   return f;
 }
 
@@ -33,7 +34,7 @@ export function negotiateInit(s: FuseSession, req: Request, buf: Buffer, n: numb
     return;
   }
   const flags = wantedInitFlags({
-    passthrough: s.opts.passthrough, readdirplus: s.fs.readdirplus !== undefined, readdirplusAlways: s.fs.readdirplusAlways === true,
+    passthrough: s.opts.passthrough, readdirplus: s.fs.readdirplus !== undefined, readdirplusAlways: s.fs.readdirplusAlways === true, killpriv: s.fs.handlesKillpriv === true,
   }) & kin.flags;
   const passthrough = (flags & InitFlag.PASSTHROUGH) !== 0n;
   if (s.opts.passthrough && !passthrough) log.warn({ kernelFlags: kin.flags.toString(16) }, 'passthrough requested but the kernel does not offer it');

@@ -75,6 +75,11 @@ export interface AttrOut {
 }
 
 /** fuse_open_out open_flags bits. */
+/** open_in.open_flags: an O_TRUNC open by a caller without CAP_FSETID (FUSE_HANDLE_KILLPRIV_V2). */
+export const FUSE_OPEN_KILL_SUIDGID = 1 << 0;
+/** write_in.write_flags: a write by a caller without CAP_FSETID (FUSE_HANDLE_KILLPRIV_V2). */
+export const FUSE_WRITE_KILL_SUIDGID = 1 << 2;
+
 export const FOPEN_DIRECT_IO = 1 << 0;
 export const FOPEN_KEEP_CACHE = 1 << 1;
 export const FOPEN_NONSEEKABLE = 1 << 2;
@@ -328,6 +333,13 @@ export interface RawFileSystem {
    * entries, or a later `ls -l` of the cached listing costs a LOOKUP per name.
    */
   readonly readdirplusAlways?: boolean;
+  /**
+   * The file system clears S_ISUID/S_ISGID itself on write, truncate, O_TRUNC open and chown, as
+   * the kernel flags them (FUSE_HANDLE_KILLPRIV_V2). The kernel then stops asking for
+   * security.capability before every write (it marks inodes S_NOSEC), which otherwise costs one
+   * GETXATTR round trip per write(2) — passthrough writes included.
+   */
+  readonly handlesKillpriv?: boolean;
   releasedir?(ctx: RequestContext, req: ReleaseIn): Reply<void>;
   fsyncdir?(ctx: RequestContext, req: FsyncIn): Reply<void>;
 
