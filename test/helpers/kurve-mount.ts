@@ -104,7 +104,11 @@ function startDaemon(args: string[], mountpoint: string, env: NodeJS.ProcessEnv 
           stop: async () => {
             live.delete(d);
             if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-            const code = await Promise.race([exited, sleep(15_000).then(() => 'timeout' as const)]);
+            // A cleared timer, not sleep(): a pending 15 s timer kept jest from exiting after the suite.
+            let timer: NodeJS.Timeout | undefined;
+            const timeout = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), 15_000); });
+            const code = await Promise.race([exited, timeout]);
+            clearTimeout(timer);
             if (code === 'timeout') {
               proc.kill('SIGKILL');
               await exited;
