@@ -2,7 +2,7 @@
 // next mount of the same file system with the same cache directory without a READ request or a
 // datastore fetch (passthrough from the adopted backing files). A file another client changed
 // meanwhile is read fresh; a corrupt index or a kill -9 starts empty and reads correct data; two
-// daemons never share one cache directory.
+// daemons never share one cache directory (a second mount of the file system takes the next slot).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cleanupKurve, Daemon, kurveMount, kurveUp, lazyUnmount, tempDir } from '../helpers/kurve-mount';
@@ -68,8 +68,13 @@ describeIf([whyNoFuse()], 'chunk cache across daemon restarts', () => {
     expect(await fetched(c)).toBe(f0);
     expect(f0).toBeLessThan(content(0).length); // f2 only, not the 9 MiB f0 again
     fs.writeFileSync(path.join(mnt(), 'r', 'f2'), content(2));
-    // A second daemon on the same cache directory is refused while the first runs.
-    await expect(kurveMount(up, { args })).rejects.toThrow(/in use by another kurve client/);
+    // A second mount of the same file system with the same cache directory, while the first
+    // runs: it takes the next slot (never the first's files) and reads correct data.
+    const c2 = await kurveMount(up, { args });
+    readAll(c2.mountpoint);
+    expect(c2.output()).toMatch(/in use by another client of this file system/);
+    await c2.stop();
+    expect(fs.existsSync(path.join(cacheDir, 'fs-1.2', 'index.json'))).toBe(true);
     await c.stop();
   }, 60_000);
 

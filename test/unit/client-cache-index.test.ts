@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { lockCacheDir } from '../../src/fuse/cache/cache-index';
 import { ChunkCache } from '../../src/fuse/cache/chunk-cache';
 
 const MiB = 1024 * 1024;
@@ -92,18 +93,31 @@ describe('ChunkCache index across restarts', () => {
     c.close();
   });
 
-  it('a second daemon on the same cache directory is refused while the first holds it', () => {
+  it('a second daemon of the file system takes the next slot while the first holds fs-<id>', () => {
     const a = new ChunkCache({ dir, limitBytes: 64 * MiB, fs: FS });
-    // Another process: flock is per open file, but the refusal must hold across processes too.
+    expect(a.root).toBe(path.join(dir, 'fs-3'));
+    // Another process: flock is per open file, but the exclusion must hold across processes too.
     const lock = path.join(a.root, '.lock');
-    const r = spawnSync('flock', ['-n', lock, 'true']);
-    expect(r.status).toBe(1);
-    expect(() => new ChunkCache({ dir, limitBytes: 64 * MiB, fs: FS })).toThrow(/in use by another kurve client \(pid \d+\)/);
+    expect(spawnSync('flock', ['-n', lock, 'true']).status).toBe(1);
+    const second = new ChunkCache({ dir, limitBytes: 64 * MiB, fs: FS });
+    expect(second.root).toBe(path.join(dir, 'fs-3.2'));
+    // The second slot excludes other processes too.
+    const third = spawnSync('flock', ['-n', path.join(dir, 'fs-3.2', '.lock'), 'true']);
+    expect(third.status).toBe(1);
     // Another file system may share the parent directory.
     const other = new ChunkCache({ dir, limitBytes: 64 * MiB, fs: { ...FS, fsId: 4 } });
+    expect(other.root).toBe(path.join(dir, 'fs-4'));
     other.close();
+    second.close();
     a.close();
     const b = new ChunkCache({ dir, limitBytes: 64 * MiB, fs: FS });
+    expect(b.root).toBe(path.join(dir, 'fs-3'));
     b.close();
+  });
+
+  it('the lock refuses a second holder of one slot with the holder\'s pid', () => {
+    const a = new ChunkCache({ dir, limitBytes: 64 * MiB, fs: FS });
+    expect(() => lockCacheDir(a.root)).toThrow(/in use by another kurve client \(pid \d+\)/);
+    a.close();
   });
 });

@@ -43,6 +43,9 @@ let flockFn: FlockFn | undefined;
  * Takes an exclusive flock on the cache directory (released when the process dies, even by -9):
  * the descriptor to close at shutdown. Throws if another daemon holds it.
  */
+/** The cache directory's lock is held by another live daemon. */
+export class CacheDirInUse extends Error {}
+
 export function lockCacheDir(root: string): number {
   flockFn ??= koffi.load('libc.so.6').func('int flock(int fd, int op)') as FlockFn;
   const file = path.join(root, LOCK);
@@ -55,7 +58,7 @@ export function lockCacheDir(root: string): number {
       // unreadable: the message goes without the pid
     }
     fs.closeSync(fd);
-    throw new Error(`chunk cache directory ${root} is in use by another kurve client${holder ? ` (pid ${holder})` : ''}: give this mount its own --cache-dir`);
+    throw new CacheDirInUse(`chunk cache directory ${root} is in use by another kurve client${holder ? ` (pid ${holder})` : ''}`);
   }
   fs.ftruncateSync(fd, 0);
   fs.writeSync(fd, `${process.pid}\n`, 0);

@@ -8,13 +8,15 @@ import { syncFileSystem } from '../../common/syncfs';
 import { cacheEvictions, cacheLimitBytes, cacheUsedBytes } from '../client-metrics';
 import { BackingFile } from './backing-file';
 import {
-  backingMatches, backingMtime, type CacheIdentity, type CacheIndex, type IndexedInode, lockCacheDir, removeLeftovers,
+  backingMatches, backingMtime, CacheDirInUse, type CacheIdentity, type CacheIndex, type IndexedInode, lockCacheDir, removeLeftovers,
   takeIndex, writeIndex,
 } from './cache-index';
 
 const log = moduleLogger('chunk-cache');
 /** Parked inodes kept at most (see park()); beyond this the oldest go. */
 const MAX_PARKED_INODES = 262_144;
+/** Daemons of one file system that may share a cache directory (each in its own slot). */
+const MAX_SLOTS = 16;
 
 /** Who owns cached chunks: asked before a chunk is dropped, told when it was. */
 export interface Evictor {
@@ -27,7 +29,8 @@ export interface Evictor {
 export interface ChunkCacheOptions {
   /**
    * Parent directory; each file system gets its own subdirectory (fs-<id>), locked by one daemon
-   * at a time, kept across clean restarts (cache-index.ts).
+   * at a time, kept across clean restarts (cache-index.ts). A second daemon of the same file
+   * system (two mounts of it on one host) takes the next free slot, fs-<id>.2 and so on.
    */
   readonly dir: string;
   readonly limitBytes: number;
@@ -52,9 +55,7 @@ export class ChunkCache {
   constructor(private readonly opts: ChunkCacheOptions) {
     fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
     ChunkCache.removeStale(opts.dir);
-    this.root = path.join(opts.dir, `fs-${opts.fs.fsId}`);
-    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    this.lockFd = lockCacheDir(this.root);
+    [this.root, this.lockFd] = ChunkCache.lockSlot(opts.dir, opts.fs.fsId);
     cacheLimitBytes.set(opts.limitBytes);
     try {
       this.restore();
@@ -94,6 +95,20 @@ export class ChunkCache {
       this.dropParked(e.ino);
     }
     log.info({ inodes: this.parked.size, bytes: this.used, ...(index ? {} : { why }) }, index ? 'chunk cache restored' : 'chunk cache starts empty');
+  }
+
+  /** The first of fs-<id>, fs-<id>.2, … no other daemon holds: its path and locked descriptor. */
+  private static lockSlot(dir: string, fsId: number): [string, number] {
+    for (let slot = 1; ; slot++) {
+      const root = path.join(dir, slot === 1 ? `fs-${fsId}` : `fs-${fsId}.${slot}`);
+      fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+      try {
+        return [root, lockCacheDir(root)];
+      } catch (err) {
+        if (!(err instanceof CacheDirInUse) || slot >= MAX_SLOTS) throw err;
+        log.info({ dir: root }, 'chunk cache directory in use by another client of this file system: trying the next');
+      }
+    }
   }
 
   /** Clients of older versions (and killed ones) left client-<pid>-* directories: remove those whose pid is gone. */
