@@ -17,7 +17,8 @@ import { moduleLogger } from '../common/logger';
 import { counter, gauge } from '../common/metrics';
 import { syncFileSystem } from '../common/syncfs';
 import { ChunkKey, DataService, DataStats, ListedObject, ObjectPage, PutOptions } from './api';
-import { forEachLimited, syncPath, writeFully, writeFullySync } from './file-io';
+import { forEachLimited } from '../common/limited';
+import { syncPath, writeFully, writeFullySync } from './file-io';
 import { DIRECT_MIN_BYTES, readInto, releaseImage, takeImage, writeObjectDirect } from './direct-write';
 import { checksums, ChecksumError, decodeFixedHeader, decodeHeader, encodeHeader, HEADER_BYTES, verifyBlocks } from './chunk-format';
 

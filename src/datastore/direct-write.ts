@@ -13,7 +13,7 @@
 // (if any) through the page cache, through a second descriptor.
 import * as fs from 'node:fs';
 import koffi from 'koffi';
-import { fsError } from '../common/errno';
+import { writeAt } from './file-io';
 import { BLOCK_BYTES, HEADER_BYTES } from './chunk-format';
 
 /** Objects from this size on are written direct (smaller ones: the copy and two opens cost more). */
@@ -43,15 +43,6 @@ function giveAligned(b: Buffer): void {
   if (pooledBytes + b.length > MAX_POOLED_BYTES) return;
   pool.push(b);
   pooledBytes += b.length;
-}
-
-async function writeAt(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
-    if (bytesWritten === 0) throw fsError('EIO', 'write made no progress');
-    done += bytesWritten;
-  }
 }
 
 const unsupported = (err: unknown): boolean => ['EINVAL', 'EOPNOTSUPP'].includes((err as NodeJS.ErrnoException).code ?? '');

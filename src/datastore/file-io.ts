@@ -1,5 +1,4 @@
-// Small file helpers of the chunk store: whole writes despite short ones, fsync by path, a bounded
-// parallel loop.
+// Small file helpers of the chunk store: whole writes despite short ones, fsync by path.
 import * as fs from 'node:fs';
 import { fsError } from '../common/errno';
 
@@ -11,9 +10,14 @@ export async function writeFully(fh: fs.promises.FileHandle, bufs: Buffer[]): Pr
   const total = bufs.reduce((n, b) => n + b.length, 0);
   let done = (await fh.writev(bufs)).bytesWritten;
   if (done === total) return;
-  const all = Buffer.concat(bufs);
-  while (done < total) {
-    const { bytesWritten } = await fh.write(all, done, total - done, done);
+  await writeAt(fh, Buffer.concat(bufs).subarray(done), done);
+}
+
+/** Writes all of `buf` at `position`, despite short writes. */
+export async function writeAt(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
     if (bytesWritten === 0) throw fsError('EIO', 'write made no progress');
     done += bytesWritten;
   }
@@ -45,11 +49,4 @@ export async function syncPath(p: string, missingOk = false): Promise<void> {
   } finally {
     await fh.close();
   }
-}
-
-export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
 }

@@ -2,6 +2,7 @@
 // the datastore, with sequential readahead), writes into them tracked as dirty chunks, uploads of
 // dirty chunks as new immutable versions committed atomically in the metaserver (flush/fsync/close).
 import { Errno, FsError, toErrno } from '../common/errno';
+import { forEachLimited } from '../common/limited';
 import { moduleLogger } from '../common/logger';
 import type { DataService, PutOptions } from '../datastore/api';
 import type { Attr, ChunkRef, MetaService } from '../metaserver/api';
@@ -227,7 +228,7 @@ export class FileData implements Evictor {
     if (st.mapStale && st.ptHandles === 0) await st.serialize(() => this.refreshLocked(st));
     const missing: number[] = [];
     for (let i = 0; i < st.chunkCount(); i++) if (!st.isLocal(i)) missing.push(i);
-    await runLimited(missing, IO_PARALLELISM, (i) => this.fetch(st, i));
+    await forEachLimited(missing, IO_PARALLELISM, (i) => this.fetch(st, i));
   }
 
   // ---- writes -------------------------------------------------------------------------------
@@ -405,7 +406,7 @@ export class FileData implements Evictor {
     // a sparse write stores, and st_blocks counts, what was written, not the whole chunk.
     const storedLength = (index: number): number => st.zeroed.has(index) ? 0 : st.backing.dataEnd(index * cs, Math.min((index + 1) * cs, size)) - index * cs;
     const freshRefs = new Map<number, ChunkRef>(fresh.map(([index], k) => [index, { index, version: base + k, length: storedLength(index) }]));
-    await runLimited([...freshRefs.values()], IO_PARALLELISM, async (ref) => {
+    await forEachLimited([...freshRefs.values()], IO_PARALLELISM, async (ref) => {
       if (ref.length > 0) await this.uploadChunk(st, ref); // 0: punched out, readers see zeros
     });
     const refOf = (index: number): ChunkRef => reused.get(index) ?? freshRefs.get(index)!;
@@ -576,12 +577,8 @@ export class FileData implements Evictor {
    */
   parkAll(): void {
     for (const st of [...this.inodes.values()]) {
-      if (st.backing.closed || st.present.size === 0 || st.fetches.size > 0 || st.uploading.size > 0) continue;
-      if (this.isDirty(st) || st.handles > 0) continue;
-      if ([...st.present.values()].some((v) => v <= 0)) continue;
-      st.backing.close(false);
-      this.inodes.delete(st.ino);
-      this.d.cache.park(st.ino, new Map(st.present), st.backing.size);
+      if (st.backing.closed || st.fetches.size > 0 || st.uploading.size > 0 || this.isDirty(st) || st.handles > 0) continue;
+      if (![...st.present.values()].some((v) => v <= 0)) this.park(st);
     }
   }
 
@@ -594,14 +591,6 @@ export class FileData implements Evictor {
 export function nowTimespec(): { sec: number; nsec: number } {
   const ns = BigInt(Date.now()) * 1_000_000n;
   return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
-}
-
-async function runLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  });
-  await Promise.all(workers);
 }
 
 export function notSupported(what: string): FsError {
