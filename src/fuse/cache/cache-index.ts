@@ -102,23 +102,25 @@ function isIndex(x: CacheIndex): boolean {
   );
 }
 
+/** The backing file of `ino` (a regular file), or undefined when it is gone. */
+function statBacking(root: string, ino: number): fs.BigIntStats | undefined {
+  try {
+    const st = fs.statSync(path.join(root, String(ino)), { bigint: true });
+    return st.isFile() ? st : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The backing file still is what the index recorded (size and mtime untouched since). */
 export function backingMatches(root: string, e: IndexedInode): boolean {
-  try {
-    const st = fs.statSync(path.join(root, String(e.ino)), { bigint: true });
-    return st.isFile() && Number(st.size) === e.size && st.mtimeNs.toString() === e.mtimeNs;
-  } catch {
-    return false;
-  }
+  const st = statBacking(root, e.ino);
+  return st !== undefined && Number(st.size) === e.size && st.mtimeNs.toString() === e.mtimeNs;
 }
 
 /** The backing file's mtime as the index records it; undefined when the file is gone. */
 export function backingMtime(root: string, ino: number): string | undefined {
-  try {
-    return fs.statSync(path.join(root, String(ino)), { bigint: true }).mtimeNs.toString();
-  } catch {
-    return undefined;
-  }
+  return statBacking(root, ino)?.mtimeNs.toString();
 }
 
 /** Writes the index durably: temp file, fsync, rename, fsync of the directory. */
