@@ -406,8 +406,14 @@ export class FileData implements Evictor {
     // a sparse write stores, and st_blocks counts, what was written, not the whole chunk.
     const storedLength = (index: number): number => st.zeroed.has(index) ? 0 : st.backing.dataEnd(index * cs, Math.min((index + 1) * cs, size)) - index * cs;
     const freshRefs = new Map<number, ChunkRef>(fresh.map(([index], k) => [index, { index, version: base + k, length: storedLength(index) }]));
+    const gens = new Map(batch);
     await forEachLimited([...freshRefs.values()], IO_PARALLELISM, async (ref) => {
-      if (ref.length > 0) await this.uploadChunk(st, ref); // 0: punched out, readers see zeros
+      if (ref.length === 0) return; // punched out, readers see zeros
+      await this.uploadChunk(st, ref);
+      // Kept as an upload of that generation until committed: if another chunk's upload fails
+      // (ENOSPC), the next flush reuses it, or a delete of the file drops it — not a stray left
+      // for the metaserver's sweep.
+      this.noteUploaded(st, ref, gens.get(ref.index)!);
     });
     const refOf = (index: number): ChunkRef => reused.get(index) ?? freshRefs.get(index)!;
     let attr: Attr | undefined;
@@ -510,13 +516,18 @@ export class FileData implements Evictor {
       if (n < length) buf.fill(0, n);
       await this.d.data.put({ fsId: this.d.fsId, ino: st.ino, index, version }, buf, undefined, DEFER_SYNC);
       uploadedBytes.inc(length);
-      const old = st.uploaded.get(index);
-      st.uploaded.set(index, { gen, ref: { index, version, length } });
-      if (old) this.deleteObject(st.ino, index, old.ref.version);
+      this.noteUploaded(st, { index, version, length }, gen);
     })()
       .catch((err: unknown) => log.debug({ ino: st.ino, index, err: String(err) }, 'early upload failed; flush will upload'))
       .finally(() => st.uploading.delete(index));
     st.uploading.set(index, p);
+  }
+
+  /** `ref` holds generation `gen` of its chunk (uncommitted); an older such upload is garbage. */
+  private noteUploaded(st: InodeData, ref: ChunkRef, gen: number): void {
+    const old = st.uploaded.get(ref.index);
+    st.uploaded.set(ref.index, { gen, ref });
+    if (old && old.ref.version !== ref.version) this.deleteObject(st.ino, ref.index, old.ref.version);
   }
 
   /** Uploaded objects that were never committed (rewritten or truncated away) are garbage. */
@@ -551,10 +562,29 @@ export class FileData implements Evictor {
   drop(ino: number): void {
     if (this.d.cache.dropParked(ino)) return;
     const st = this.inodes.get(ino);
-    if (!st || st.handles > 0 || this.isDirty(st)) return;
-    for (const i of st.present.keys()) this.d.cache.forget(ino, i);
+    if (!st || st.handles > 0) return;
+    if (this.isDirty(st) || st.uploading.size > 0) {
+      // Dirty here means deleted (park() hands over clean inodes only) after an upload failed
+      // (ENOSPC, a datastore down): with no name and no handle left nobody can read that data, so
+      // it goes too, or its backing file would hold the disk until unmount. After whatever upload
+      // of it is still running, since those read the backing file.
+      void st.serialize(async () => {
+        while (st.uploading.size > 0) await Promise.allSettled([...st.uploading.values()]);
+        if (this.inodes.get(ino) === st && st.handles === 0) this.discard(st);
+      });
+      return;
+    }
+    this.discard(st);
+  }
+
+  private discard(st: InodeData): void {
+    for (const [index, u] of st.uploaded) this.deleteObject(st.ino, index, u.ref.version);
+    st.uploaded.clear();
+    st.dirty.clear();
+    st.sizeDirty = false;
+    for (const i of st.present.keys()) this.d.cache.forget(st.ino, i);
     st.backing.close();
-    this.inodes.delete(ino);
+    this.inodes.delete(st.ino);
   }
 
   /** Uploads everything dirty and makes it durable (unmount). */

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { envName, parseDuration, parseSize, resolveOptions } from '../../src/common/config';
 import { Errno, FsError, toErrno } from '../../src/common/errno';
+import { forEachLimited } from '../../src/common/limited';
 import { adaptService, clientChannelOptions, startRpcServer, unary } from '../../src/common/rpc';
 import { registry } from '../../src/common/metrics';
 import { HealthClient, HealthService } from '../../src/gen/common';
@@ -26,6 +27,40 @@ describe('config', () => {
     expect(() => parseDuration('fast')).toThrow('invalid duration');
     expect(parseSize('4MiB')).toBe(4 * 1024 * 1024);
     expect(parseSize('100G')).toBe(100 * 1024 ** 3);
+  });
+});
+
+describe('forEachLimited', () => {
+  const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  it('runs every item, at most `limit` at once', async () => {
+    let running = 0;
+    let peak = 0;
+    const done: number[] = [];
+    await forEachLimited([1, 2, 3, 4, 5, 6, 7], 3, async (i) => {
+      peak = Math.max(peak, ++running);
+      await tick(2);
+      running--;
+      done.push(i);
+    });
+    expect(done.sort()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(peak).toBe(3);
+  });
+  it('after a failure starts nothing more, and rejects only once the calls in flight settled', async () => {
+    const started: number[] = [];
+    let inFlight = 0;
+    const p = forEachLimited([1, 2, 3, 4, 5, 6], 2, async (i) => {
+      started.push(i);
+      inFlight++;
+      try {
+        if (i === 1) throw new Error('no space');
+        await tick(20);
+      } finally {
+        inFlight--;
+      }
+    });
+    await expect(p).rejects.toThrow('no space');
+    expect(inFlight).toBe(0);
+    expect(started).toEqual([1, 2]);
   });
 });
 

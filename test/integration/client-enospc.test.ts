@@ -1,0 +1,87 @@
+// A full disk under `kurve up`: the write that does not fit fails with ENOSPC (at write or close),
+// the mount keeps serving, what was stored before is intact, and deleting the file that did not
+// fit gives its space back at once (its local data, left dirty by the failed upload, has no reader
+// left) — not only at unmount. Chunks of it already stored go with the purge after the unlink
+// grace, as any deleted file's.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { cleanupKurve, Daemon, kurveUp, py, waitFor } from '../helpers/kurve-mount';
+import { describeIf, whyNoCommand, whyNoFuse } from '../helpers/privileged';
+
+const J = JSON.stringify;
+const MiB = 1024 * 1024;
+
+describeIf([whyNoFuse(), whyNoCommand('mkfs.ext4')], 'a full data disk', () => {
+  let base: string;
+  let disk: string;
+  let k: Daemon;
+  const freeBytes = (): number => {
+    const s = fs.statfsSync(disk);
+    return s.bavail * s.bsize;
+  };
+
+  beforeAll(async () => {
+    // Not tempDir(): cleanupKurve() removes those, and this one holds a mount until afterAll.
+    base = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-enospc-'));
+    disk = path.join(base, 'disk');
+    fs.mkdirSync(disk);
+    const image = path.join(base, 'disk.img');
+    fs.writeFileSync(image, '');
+    fs.truncateSync(image, 64 * MiB);
+    execFileSync('mkfs.ext4', ['-q', '-F', image]);
+    execFileSync('mount', ['-o', 'loop', image, disk]);
+    // A short unlink grace: the deleted file's stored chunks go with the purge, right after it.
+    k = await kurveUp({ dataDir: path.join(disk, 'k'), mountpoint: path.join(base, 'mnt'), args: ['--no-bpf', '--unlink-grace', '1s'] });
+  }, 60_000);
+
+  afterAll(async () => {
+    await cleanupKurve();
+    if (disk) {
+      try {
+        execFileSync('umount', [disk]);
+      } catch {
+        execFileSync('umount', ['-l', disk]);
+      }
+    }
+    if (base) fs.rmSync(base, { recursive: true, force: true });
+  });
+
+  it('ENOSPC for what does not fit, nothing else lost, and the space comes back on delete', async () => {
+    const keep = path.join(k.mountpoint, 'keep');
+    const keepData = Buffer.alloc(2 * MiB + 7, 0x61);
+    fs.writeFileSync(keep, keepData);
+    const big = path.join(k.mountpoint, 'big');
+    const before = freeBytes();
+    // Twice what is left: it lands in the local cache (same disk) and cannot be stored too.
+    const r = py(`
+n = ${Math.ceil((2 * before) / MiB)}
+fd = os.open(${J(big)}, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+err = None
+try:
+    for i in range(n):
+        os.write(fd, bytes([i % 251]) * ${MiB})
+except OSError as e:
+    err = errno.errorcode[e.errno]
+try:
+    os.close(fd)
+except OSError as e:
+    err = err or errno.errorcode[e.errno]
+out(err)`);
+    expect(r).toBe('ENOSPC');
+    expect(fs.readFileSync(keep).equals(keepData)).toBe(true);
+    expect(fs.readdirSync(k.mountpoint).sort()).toEqual(['big', 'keep']);
+
+    fs.unlinkSync(big);
+    await waitFor('the deleted file\'s space back', () => freeBytes() > before - 4 * MiB, 10_000, 50).catch((err: Error) => {
+      const du = execFileSync('du', ['-a', '-k', path.join(disk, 'k')]).toString().split('\n').filter((l) => Number(l.split('\t')[0]) >= 1024);
+      throw new Error(`${err.message}: free ${freeBytes()} of ${before} before; large: ${du.join('; ')}`);
+    });
+
+    const again = path.join(k.mountpoint, 'again');
+    const data = Buffer.alloc(8 * MiB, 0x7e);
+    fs.writeFileSync(again, data);
+    expect(fs.readFileSync(again).equals(data)).toBe(true);
+  }, 60_000);
+});
