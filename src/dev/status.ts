@@ -117,7 +117,7 @@ export function formatStatus(st: ClusterStatus): string {
     for (const s of list) row(k, `${s.address}  ${s.healthy ? 'healthy' : 'UNHEALTHY'}  ${s.id}`);
   }
   if (st.fileSystems.length === 0) row('file system', '(none)');
-  for (const f of st.fileSystems) row('file system', `${f.name}  id ${f.fsId}  chunk ${f.chunkSize / 1024 / 1024} MiB`);
+  for (const f of st.fileSystems) row('file system', `${f.name}  id ${f.fsId}  chunk ${f.chunkSize / 1024 / 1024} MiB  replicas ${f.replicas}`);
   row('sessions', String(st.sessions.length));
   for (const s of st.sessions) row('', `${s.client} on ${s.mountpoint} (fs ${s.fsId})`);
   row('health', st.health.ok ? 'OK' : `DEGRADED\n${st.health.problems.map((p) => `  - ${p}`).join('\n')}`);

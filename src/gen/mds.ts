@@ -24,12 +24,19 @@ export interface FsInfo {
   name: string;
   chunkSize: number;
   createdMs: number;
+  /**
+   * Copies of each chunk object on distinct datastores (fixed at creation). 0 (a record from
+   * before replication) = 1.
+   */
+  replicas: number;
 }
 
 export interface CreateFsRequest {
   name: string;
   /** 0 = the default (4 MiB). */
   chunkSize: number;
+  /** 0 = the default (1); else 1..5. */
+  replicas: number;
 }
 
 export interface GetFsRequest {
@@ -118,7 +125,7 @@ export interface LeaderResponse {
 }
 
 function createBaseFsInfo(): FsInfo {
-  return { fsId: 0, name: "", chunkSize: 0, createdMs: 0 };
+  return { fsId: 0, name: "", chunkSize: 0, createdMs: 0, replicas: 0 };
 }
 
 export const FsInfo: MessageFns<FsInfo> = {
@@ -134,6 +141,9 @@ export const FsInfo: MessageFns<FsInfo> = {
     }
     if (message.createdMs !== 0) {
       writer.uint32(32).uint64(message.createdMs);
+    }
+    if (message.replicas !== 0) {
+      writer.uint32(40).uint32(message.replicas);
     }
     return writer;
   },
@@ -183,6 +193,14 @@ export const FsInfo: MessageFns<FsInfo> = {
             message.createdMs = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.replicas = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -213,6 +231,7 @@ export const FsInfo: MessageFns<FsInfo> = {
         : isSet(object.created_ms)
         ? globalThis.Number(object.created_ms)
         : 0,
+      replicas: isSet(object.replicas) ? globalThis.Number(object.replicas) : 0,
     };
   },
 
@@ -230,6 +249,9 @@ export const FsInfo: MessageFns<FsInfo> = {
     if (message.createdMs !== 0) {
       obj.createdMs = Math.round(message.createdMs);
     }
+    if (message.replicas !== 0) {
+      obj.replicas = Math.round(message.replicas);
+    }
     return obj;
   },
 
@@ -242,12 +264,13 @@ export const FsInfo: MessageFns<FsInfo> = {
     message.name = object.name ?? "";
     message.chunkSize = object.chunkSize ?? 0;
     message.createdMs = object.createdMs ?? 0;
+    message.replicas = object.replicas ?? 0;
     return message;
   },
 };
 
 function createBaseCreateFsRequest(): CreateFsRequest {
-  return { name: "", chunkSize: 0 };
+  return { name: "", chunkSize: 0, replicas: 0 };
 }
 
 export const CreateFsRequest: MessageFns<CreateFsRequest> = {
@@ -257,6 +280,9 @@ export const CreateFsRequest: MessageFns<CreateFsRequest> = {
     }
     if (message.chunkSize !== 0) {
       writer.uint32(16).uint64(message.chunkSize);
+    }
+    if (message.replicas !== 0) {
+      writer.uint32(24).uint32(message.replicas);
     }
     return writer;
   },
@@ -290,6 +316,14 @@ export const CreateFsRequest: MessageFns<CreateFsRequest> = {
             message.chunkSize = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.replicas = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -310,6 +344,7 @@ export const CreateFsRequest: MessageFns<CreateFsRequest> = {
         : isSet(object.chunk_size)
         ? globalThis.Number(object.chunk_size)
         : 0,
+      replicas: isSet(object.replicas) ? globalThis.Number(object.replicas) : 0,
     };
   },
 
@@ -321,6 +356,9 @@ export const CreateFsRequest: MessageFns<CreateFsRequest> = {
     if (message.chunkSize !== 0) {
       obj.chunkSize = Math.round(message.chunkSize);
     }
+    if (message.replicas !== 0) {
+      obj.replicas = Math.round(message.replicas);
+    }
     return obj;
   },
 
@@ -331,6 +369,7 @@ export const CreateFsRequest: MessageFns<CreateFsRequest> = {
     const message = createBaseCreateFsRequest();
     message.name = object.name ?? "";
     message.chunkSize = object.chunkSize ?? 0;
+    message.replicas = object.replicas ?? 0;
     return message;
   },
 };

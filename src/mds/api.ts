@@ -5,6 +5,8 @@ export interface FsInfo {
   readonly name: string;
   readonly chunkSize: number;
   readonly createdMs: number;
+  /** Copies of each chunk object, on distinct datastores (1..5, fixed at creation). */
+  readonly replicas: number;
 }
 
 export type ServerKind = 'metaserver' | 'datastore' | 'mds';
@@ -35,7 +37,8 @@ export interface MountInfo {
 }
 
 export interface MdsService {
-  createFs(name: string, chunkSize: number): Promise<FsInfo>;
+  /** chunkSize 0 = 4 MiB, replicas 0 (or none) = 1. */
+  createFs(name: string, chunkSize: number, replicas?: number): Promise<FsInfo>;
   getFs(name: string): Promise<FsInfo>;
   listFs(): Promise<FsInfo[]>;
   register(kind: ServerKind, id: string, address: string): Promise<void>;

@@ -26,7 +26,7 @@ const RETRY_IDEMPOTENT = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_
 
 function fsIn(f: pb.FsInfo | undefined): FsInfo {
   if (!f) throw new FsError(5, 'MDS reply without a file system');
-  return { fsId: f.fsId, name: f.name, chunkSize: f.chunkSize, createdMs: f.createdMs };
+  return { fsId: f.fsId, name: f.name, chunkSize: f.chunkSize, createdMs: f.createdMs, replicas: f.replicas || 1 };
 }
 function sessionIn(s: pb.SessionInfo | undefined): SessionInfo {
   if (!s) throw new FsError(5, 'MDS reply without a session');
@@ -111,8 +111,8 @@ export class MdsClient implements MdsService {
     throw rpcFsError(lastErr ?? new Error('deadline exceeded'), `cannot reach MDS at ${this.addresses.join(',')}`);
   }
 
-  async createFs(name: string, chunkSize: number): Promise<FsInfo> {
-    return fsIn(await this.call<pb.CreateFsRequest, pb.FsInfo>('createFs', { name, chunkSize }, false));
+  async createFs(name: string, chunkSize: number, replicas = 0): Promise<FsInfo> {
+    return fsIn(await this.call<pb.CreateFsRequest, pb.FsInfo>('createFs', { name, chunkSize, replicas }, false));
   }
   async getFs(name: string): Promise<FsInfo> {
     return fsIn(await this.call<pb.GetFsRequest, pb.FsInfo>('getFs', { name }, true));

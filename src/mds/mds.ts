@@ -10,7 +10,7 @@ import { gauge } from '../common/metrics';
 import { FsInfo, MdsService, MountInfo, ServerInfo, ServerKind, SessionInfo } from './api';
 import { AlwaysLeader, LeaderElection, notLeaderError } from './leader';
 import { Keys, MdsStore, SessionLeases } from './store';
-import { validateAddress, validateChunkSize, validateFsName, validateKind, validateServerId, validateSessionId } from './validate';
+import { validateAddress, validateChunkSize, validateFsName, validateReplicas, validateKind, validateServerId, validateSessionId } from './validate';
 
 const log = moduleLogger('mds');
 
@@ -62,7 +62,12 @@ export interface MdsOptions {
   readonly sweepMs?: number;
 }
 
-interface FsRecord { fsId: number; name: string; chunkSize: number; createdMs: number }
+/** As stored; records from before replication have no `replicas` (= 1). */
+interface FsRecord { fsId: number; name: string; chunkSize: number; createdMs: number; replicas?: number }
+
+function fsInfoOf(rec: FsRecord): FsInfo {
+  return { fsId: rec.fsId, name: rec.name, chunkSize: rec.chunkSize, createdMs: rec.createdMs, replicas: rec.replicas || 1 };
+}
 interface ServerRecord { id: string; kind: ServerKind; address: string }
 /** lastHeartbeatMs 0 = none seen by this leader; presumedUntil: healthy without one until then (after a failover). */
 interface LiveServer extends ServerRecord { lastHeartbeatMs: number; presumedUntil: number }
@@ -158,20 +163,21 @@ export class Mds implements MdsService {
 
   // ---- file systems --------------------------------------------------------------------------
 
-  async createFs(name: string, chunkSize: number): Promise<FsInfo> {
+  async createFs(name: string, chunkSize: number, replicas = 0): Promise<FsInfo> {
     this.requireLeader();
     validateFsName(name);
     const size = validateChunkSize(chunkSize || DEFAULT_CHUNK_SIZE);
+    const copies = validateReplicas(replicas || 1);
     // One create at a time in this process; the store's compare-and-put guards across replicas.
-    const run = this.createLock.then(() => this.createFsLocked(name, size));
+    const run = this.createLock.then(() => this.createFsLocked(name, size, copies));
     this.createLock = run.catch(() => undefined);
     return run;
   }
 
-  private async createFsLocked(name: string, chunkSize: number): Promise<FsInfo> {
+  private async createFsLocked(name: string, chunkSize: number, replicas: number): Promise<FsInfo> {
     if (await this.store.get(Keys.fs(name))) throw fsError('EEXIST', `file system "${name}" already exists`);
     const fsId = await this.allocFsId();
-    const info: FsInfo = { fsId, name, chunkSize, createdMs: Date.now() };
+    const info: FsInfo = { fsId, name, chunkSize, createdMs: Date.now(), replicas };
     // Root first: a registered file system always has a namespace. A failed attempt leaves an
     // unused fs id behind, which is harmless.
     if (this.hooks) {
@@ -208,12 +214,12 @@ export class Mds implements MdsService {
     validateFsName(name);
     const e = await this.store.get<FsRecord>(Keys.fs(name));
     if (!e) throw fsError('ENOENT', `no file system named "${name}"`);
-    return e.value;
+    return fsInfoOf(e.value);
   }
 
   async listFs(): Promise<FsInfo[]> {
     this.requireLeader();
-    return (await this.store.list<FsRecord>(Keys.fsPrefix)).map((e) => e.value).sort((a, b) => a.fsId - b.fsId);
+    return (await this.store.list<FsRecord>(Keys.fsPrefix)).map((e) => fsInfoOf(e.value)).sort((a, b) => a.fsId - b.fsId);
   }
 
   // ---- topology ------------------------------------------------------------------------------

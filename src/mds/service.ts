@@ -8,7 +8,7 @@ import { Mds } from './mds';
 import { validateKind } from './validate';
 
 function fsOut(f: FsInfo): pb.FsInfo {
-  return { fsId: f.fsId, name: f.name, chunkSize: f.chunkSize, createdMs: f.createdMs };
+  return { fsId: f.fsId, name: f.name, chunkSize: f.chunkSize, createdMs: f.createdMs, replicas: f.replicas };
 }
 function sessionOut(s: SessionInfo): pb.SessionInfo {
   return { sessionId: s.sessionId, fsId: s.fsId, client: s.client, mountpoint: s.mountpoint, expiresMs: s.expiresMs };
@@ -25,7 +25,7 @@ export function mdsHandlers(mds: Mds): AsyncService<typeof pb.MdsService> {
     return { heartbeatIntervalMs: mds.heartbeatMs };
   };
   return {
-    createFs: async (req) => fsOut(await mds.createFs(req.name, req.chunkSize)),
+    createFs: async (req) => fsOut(await mds.createFs(req.name, req.chunkSize, req.replicas)),
     getFs: async (req) => fsOut(await mds.getFs(req.name)),
     listFs: async () => ({ fs: (await mds.listFs()).map(fsOut) }),
     register: beat(true),

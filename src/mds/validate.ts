@@ -25,6 +25,16 @@ export function validateChunkSize(size: number): number {
   return size;
 }
 
+export const MAX_REPLICAS = 5;
+
+/** Returns the count if it is an integer in [1, MAX_REPLICAS]. */
+export function validateReplicas(n: number): number {
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_REPLICAS) {
+    throw fsError('EINVAL', `invalid replica count ${n}: must be an integer from 1 to ${MAX_REPLICAS}`);
+  }
+  return n;
+}
+
 export function validateKind(kind: string): asserts kind is ServerKind {
   if (!SERVER_KINDS.includes(kind as ServerKind)) {
     throw fsError('EINVAL', `invalid server kind "${kind.slice(0, 40)}": expected ${SERVER_KINDS.join(', ')}`);

@@ -99,13 +99,13 @@ describe('kurve mds / datastore / fs (CLI)', () => {
     const env = { KURVE_TOKEN: 'tok' };
     let r = kurve(['fs', 'create', 'photos', '--mds', mds.address], env);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toMatch(/created file system "photos" \(id \d+, chunk size 4 MiB\)/);
+    expect(r.stdout).toMatch(/created file system "photos" \(id \d+, chunk size 4 MiB, replicas 1\)/);
     r = kurve(['fs', 'create', 'small', '--chunk-size', '64KiB', '--mds', mds.address, '--json'], env);
     expect(JSON.parse(r.stdout)).toMatchObject({ name: 'small', chunkSize: 65536 });
     r = kurve(['fs', 'list', '--mds', mds.address], env);
     expect(r.code).toBe(0);
-    expect(r.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+CHUNK SIZE\s+CREATED$/);
-    expect(r.stdout).toMatch(/photos\s+4 MiB/);
+    expect(r.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+CHUNK SIZE\s+REPLICAS\s+CREATED$/);
+    expect(r.stdout).toMatch(/photos\s+4 MiB\s+1\s/);
     r = kurve(['fs', 'list', '--mds', mds.address, '--json'], env);
     expect((JSON.parse(r.stdout) as Array<{ name: string }>).map((f) => f.name)).toEqual(['photos', 'small']);
 
@@ -114,6 +114,7 @@ describe('kurve mds / datastore / fs (CLI)', () => {
       [['fs', 'create', 'bad name'], /^kurve: invalid file system name "bad name"/],
       [['fs', 'create', 'odd', '--chunk-size', '3MiB'], /^kurve: invalid chunk size 3145728: must be a power of two/],
       [['fs', 'create', 'odd', '--chunk-size', 'huge'], /^kurve: invalid size "huge"/],
+      [['fs', 'create', 'odd', '--replicas', '6'], /^kurve: invalid --replicas "6": must be an integer from 1 to 5\n$/],
     ] as const) {
       r = kurve([...args, '--mds', mds.address], env);
       expect(r.code).toBe(1);

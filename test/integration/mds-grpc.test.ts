@@ -73,6 +73,14 @@ describe('MDS over gRPC', () => {
     const bad = await failure(client.createFs('../etc', 0)) as FsError;
     expect(bad.errno).toBe(Errno.EINVAL);
     expect(bad.message).toMatch(/invalid file system name/);
+    // The replica count travels both ways; 0 (an old client) means 1.
+    expect(a.replicas).toBe(1);
+    const r = await client.createFs('vol-r', 0, 3);
+    expect(r.replicas).toBe(3);
+    expect((await client.getFs('vol-r')).replicas).toBe(3);
+    const tooMany = await failure(client.createFs('vol-x', 0, 6)) as FsError;
+    expect(tooMany.errno).toBe(Errno.EINVAL);
+    expect(tooMany.message).toMatch(/invalid replica count 6/);
   });
 
   it('answers malformed requests with INVALID_ARGUMENT and a reason, and keeps serving', async () => {
@@ -87,7 +95,7 @@ describe('MDS over gRPC', () => {
         expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
         expect(err.details).toMatch(reason);
       }
-      const err = (await failure(unary(raw, raw.createFs, { name: 'x'.repeat(10_000), chunkSize: 0 }))) as grpc.ServiceError;
+      const err = (await failure(unary(raw, raw.createFs, { name: 'x'.repeat(10_000), chunkSize: 0, replicas: 0 }))) as grpc.ServiceError;
       expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
       expect((await unary(raw, raw.listFs, {})).fs.length).toBeGreaterThan(0);
     } finally {

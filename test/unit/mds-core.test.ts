@@ -162,6 +162,23 @@ describe('Mds', () => {
       expect(hooks.joined[0]).toEqual(['127.0.0.1:7001', ['later']]);
     });
 
+    it('stores a replica count per file system (default 1, 1..5), and reads records without one as 1', async () => {
+      expect((await mds.createFs('one', 0)).replicas).toBe(1);
+      const three = await mds.createFs('three', 0, 3);
+      expect(three.replicas).toBe(3);
+      expect(await mds.getFs('three')).toEqual(three);
+      expect((await mds.createFs('five', 0, 5)).replicas).toBe(5);
+      for (const bad of [6, -1, 1.5, 100]) {
+        const e = await failure(mds.createFs(`bad-${String(bad).replace(/\W/g, '')}`, 0, bad));
+        expect((e as FsError).errno).toBe(Errno.EINVAL);
+        expect((e as FsError).message).toMatch(/invalid replica count .*integer from 1 to 5/);
+      }
+      // A record written before replication existed (no field) is one copy.
+      await store.txn([], [{ type: 'put', key: Keys.fs('legacy'), value: { fsId: 99, name: 'legacy', chunkSize: DEFAULT_CHUNK_SIZE, createdMs: 1 } }]);
+      expect((await mds.getFs('legacy')).replicas).toBe(1);
+      expect((await mds.listFs()).map((f) => [f.name, f.replicas])).toEqual([['one', 1], ['three', 3], ['five', 5], ['legacy', 1]]);
+    });
+
     it('keeps file systems across a restart', async () => {
       const f = await mds.createFs('durable', 0);
       await mds.close();

@@ -31,6 +31,13 @@ function humanSize(n: number): string {
   return `${n} B`;
 }
 
+/** The --replicas flag: a whole number 1..max (the MDS checks the range again). */
+function parseReplicas(s: string, max: number): number {
+  const n = /^\s*\d+\s*$/.test(s) ? Number(s) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new Error(`invalid --replicas "${s}": must be an integer from 1 to ${max}`);
+  return n;
+}
+
 function addCommon(cmd: Command): Command {
   return cmd
     .option('--mds <addrs>', 'MDS address(es), comma-separated (default 127.0.0.1:6701; also $KURVE_MDS)')
@@ -45,17 +52,23 @@ export function register(program: Command): void {
   addCommon(fsCmd.command('create')
     .description('create a file system; its root directory is made on the metaservers')
     .argument('<name>', "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit")
-    .option('--chunk-size <size>', 'data chunk size, a power of two from 64KiB to 64MiB (default 4MiB)'))
+    .option('--chunk-size <size>', 'data chunk size, a power of two from 64KiB to 64MiB (default 4MiB)')
+    .option('--replicas <n>', 'copies of each chunk on distinct datastores, 1 to 5 (default 1); fixed at creation'))
     .option('--json', 'print the new file system as JSON')
     .addHelpText('after', `
 Examples:
   kurve fs create photos --mds 127.0.0.1:6701
-  kurve fs create scratch --chunk-size 1MiB --mds 10.0.0.2:6701,10.0.0.3:6701 --token s3cret`)
-    .action(async (name: string, flags: CommonFlags & { chunkSize?: string; json?: boolean }) => {
+  kurve fs create scratch --chunk-size 1MiB --mds 10.0.0.2:6701,10.0.0.3:6701 --token s3cret
+  kurve fs create important --replicas 2 --mds 127.0.0.1:6701`)
+    .action(async (name: string, flags: CommonFlags & { chunkSize?: string; replicas?: string; json?: boolean }) => {
       const { parseSize } = await import('../../common/config');
+      const { MAX_REPLICAS } = await import('../../mds/validate');
       const chunkSize = flags.chunkSize ? parseSize(flags.chunkSize) : 0;
-      const f = await withMds(flags, (c) => c.createFs(name, chunkSize));
-      process.stdout.write(flags.json ? `${JSON.stringify(f)}\n` : `created file system "${f.name}" (id ${f.fsId}, chunk size ${humanSize(f.chunkSize)})\n`);
+      const replicas = flags.replicas === undefined ? 0 : parseReplicas(flags.replicas, MAX_REPLICAS);
+      const f = await withMds(flags, (c) => c.createFs(name, chunkSize, replicas));
+      process.stdout.write(flags.json
+        ? `${JSON.stringify(f)}\n`
+        : `created file system "${f.name}" (id ${f.fsId}, chunk size ${humanSize(f.chunkSize)}, replicas ${f.replicas})\n`);
     });
 
   addCommon(fsCmd.command('list')
@@ -71,8 +84,8 @@ Examples:
         process.stdout.write(`${JSON.stringify(list)}\n`);
         return;
       }
-      const rows = [['ID', 'NAME', 'CHUNK SIZE', 'CREATED'],
-        ...list.map((f) => [String(f.fsId), f.name, humanSize(f.chunkSize), new Date(f.createdMs).toISOString()])];
+      const rows = [['ID', 'NAME', 'CHUNK SIZE', 'REPLICAS', 'CREATED'],
+        ...list.map((f) => [String(f.fsId), f.name, humanSize(f.chunkSize), String(f.replicas), new Date(f.createdMs).toISOString()])];
       const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
       for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
     });
