@@ -34,6 +34,8 @@ export interface DirectoryOptions {
    * too (so they are retried).
    */
   readonly background?: boolean;
+  /** Copies of each chunk the router writes (the file system's `replicas`; default 1). */
+  readonly replicas?: number;
 }
 
 interface Entry {
@@ -43,7 +45,7 @@ interface Entry {
 }
 
 export class DatastoreDirectory {
-  readonly router = new DataRouter([]);
+  readonly router: DataRouter;
   private readonly entries = new Map<string, Entry>();
   private readonly connect: (address: string) => Connection;
   private timer?: NodeJS.Timeout;
@@ -52,6 +54,7 @@ export class DatastoreDirectory {
 
   private constructor(private readonly mds: DatastoreLister, opts: DirectoryOptions) {
     this.connect = opts.connect ?? ((address) => new DataClient(address, opts.client));
+    this.router = new DataRouter([], { replicas: opts.replicas });
   }
 
   /** Reads the list once (failing if the MDS cannot be asked, unless `background`), then keeps polling. */
@@ -92,7 +95,11 @@ export class DatastoreDirectory {
       seen.add(s.id);
       const e = this.entries.get(s.id);
       if (e && e.address === s.address && (e.healthy || !s.healthy)) {
-        if (e.healthy !== s.healthy) log.warn({ datastore: s.id, address: s.address }, 'datastore down: its chunks are written to the next datastore, reads of what it holds fail (EIO) until it is back');
+        if (e.healthy !== s.healthy) {
+          log.warn({ datastore: s.id, address: s.address }, this.router.replicas > 1
+            ? 'datastore down: its copies are written to the next datastore, reads use the other replicas'
+            : 'datastore down: its chunks are written to the next datastore, reads of what it holds fail (EIO) until it is back');
+        }
         e.healthy = s.healthy;
         continue;
       }

@@ -12,12 +12,38 @@
 // answering is EIO (it may be on that node), never ENOENT and never a wait for the node.
 // Deletes, listing, flush and stats cover every node that is not down; what a down node still
 // holds is collected by the metaserver's stray sweep once it is back.
+//
+// With `replicas` R > 1 (a file system's setting) a write goes to the first R such nodes at once,
+// a node not answering is replaced by the next one, and fewer than R copies is accepted (a
+// "degraded" write, counted and logged) only when fewer than R nodes answer. A read moves on from
+// a corrupt copy too (keys are immutable, so every copy of a key holds the same bytes) and fails
+// only when no reachable node has a good one; a read served by a node outside the first R puts the
+// object back on those of the first R that lacked it (read repair, in the background).
 import { crc32c } from '@node-rs/crc32';
 import { Errno, FsError, fsError } from '../common/errno';
 import { moduleLogger } from '../common/logger';
+import { counter } from '../common/metrics';
 import { ChunkKey, DataService, DataStats, DatastoreUnreachableError, ObjectPage, PutOptions } from './api';
 
 const log = moduleLogger('data-router');
+
+const degradedWrites = counter({
+  name: 'kurve_datastore_degraded_writes_total',
+  help: 'Chunk objects written to fewer datastores than the file system\'s replica count (too few answered)',
+});
+const readRepairs = counter({
+  name: 'kurve_datastore_read_repairs_total',
+  help: 'Copies of chunk objects put back on a datastore that lacked (or had a corrupt) one, found by a read',
+  labelNames: ['result'] as const,
+});
+
+export interface RouterOptions {
+  /** Copies of each object on distinct nodes (default 1: one owner, failover only). */
+  readonly replicas?: number;
+}
+
+/** At most one degraded-write warning per this period (every chunk of a big file would log). */
+const DEGRADED_LOG_MS = 10_000;
 
 export interface DataNode {
   /** Stable identity used for placement (the id the datastore registers with the MDS). */
@@ -65,8 +91,16 @@ export class DataRouter implements DataService {
   private nodes: DataNode[] = [];
   /** Node id -> until when it counts as not answering (a call to it failed unanswered). */
   private readonly suspects = new Map<string, number>();
+  readonly replicas: number;
+  private degradedSince = 0;
+  private degradedLogged = 0;
+  /** Keys being repaired (one repair per key at a time). */
+  private readonly repairing = new Set<string>();
 
-  constructor(nodes: readonly DataNode[]) {
+  constructor(nodes: readonly DataNode[], opts: RouterOptions = {}) {
+    const r = opts.replicas ?? 1;
+    if (!Number.isSafeInteger(r) || r < 1) throw new Error(`invalid replica count ${r}`);
+    this.replicas = r;
     this.setNodes(nodes);
   }
 
@@ -112,6 +146,7 @@ export class DataRouter implements DataService {
   /** The owner if it is up and answering, else the next such node; suspect, then down nodes last. */
   async put(key: ChunkKey, data: Buffer, crc?: number, opts?: PutOptions): Promise<void> {
     const all = this.order(key);
+    if (this.replicas > 1) return this.putCopies(key, data, crc, opts, all);
     const fine = all.filter((n) => !n.down && !this.isSuspect(n));
     const tries = fine.length === all.length ? all : [...fine, ...all.filter((n) => !n.down && !fine.includes(n)), ...all.filter((n) => n.down)];
     let last: unknown;
@@ -127,6 +162,55 @@ export class DataRouter implements DataService {
     throw last;
   }
 
+  /**
+   * R copies: the first R up nodes (answering ones first) at once; a slot whose node does not
+   * answer takes the next node of the order. Any other failure (a refused put) fails the write.
+   * Down nodes are tried only when no up node took a copy, for one copy, as with R = 1.
+   */
+  private async putCopies(key: ChunkKey, data: Buffer, crc: number | undefined, opts: PutOptions | undefined, all: DataNode[]): Promise<void> {
+    const up = all.filter((n) => !n.down);
+    const queue = [...up.filter((n) => !this.isSuspect(n)), ...up.filter((n) => this.isSuspect(n))];
+    const stored: string[] = [];
+    let unanswered: unknown;
+    let refused: { err: unknown } | undefined;
+    const tryOn = async (n: DataNode): Promise<boolean> => {
+      try {
+        await n.service.put(key, data, crc, opts);
+        stored.push(n.id);
+        return true;
+      } catch (err) {
+        if (!unreachable(err)) refused ??= { err };
+        else {
+          this.suspect(n, err);
+          unanswered = err;
+        }
+        return false;
+      }
+    };
+    const slot = async (): Promise<void> => {
+      for (let n = queue.shift(); n && !refused; n = queue.shift()) if (await tryOn(n)) return;
+    };
+    await Promise.all(Array.from({ length: Math.min(this.replicas, queue.length) }, slot));
+    if (refused) throw refused.err;
+    if (stored.length === 0) {
+      for (const n of all.filter((x) => x.down)) if (await tryOn(n)) break;
+      if (refused) throw (refused as { err: unknown }).err;
+      if (stored.length === 0) throw unanswered ?? fsError('EIO', 'no datastore available');
+    }
+    if (stored.length < this.replicas) this.degraded(key, stored);
+  }
+
+  private degraded(key: ChunkKey, stored: string[]): void {
+    degradedWrites.inc();
+    this.degradedSince++;
+    const now = Date.now();
+    if (now - this.degradedLogged < DEGRADED_LOG_MS) return;
+    log.warn({ chunk: `${key.fsId}/${key.ino}/${key.index}.${key.version}`, on: stored, replicas: this.replicas, degradedWrites: this.degradedSince },
+      `chunk written to ${stored.length} of ${this.replicas} datastores (too few answering); a missing copy is made only by a read repair`);
+    this.degradedLogged = now;
+    this.degradedSince = 0;
+  }
+
   /** Flushes every node that defers syncs (in-process stores); the others are durable on put. */
   async flush(): Promise<void> {
     await allNodes(this.up().map((n) => n.service.flush?.()));
@@ -137,25 +221,78 @@ export class DataRouter implements DataService {
     const live = all.filter((n) => !n.down);
     const tries = [...live.filter((n) => !this.isSuspect(n)), ...live.filter((n) => this.isSuspect(n))];
     const missing: string[] = all.filter((n) => n.down).map((n) => n.id);
+    /** Nodes that answered without a good copy (absent, or corrupt with R > 1). */
+    const lacking: DataNode[] = [];
     let absent: unknown;
+    let corrupt: FsError | undefined;
     for (const n of tries) {
+      let got: Buffer;
       try {
-        return await n.service.get(key, offset, length);
+        got = await n.service.get(key, offset, length);
       } catch (err) {
         if (unreachable(err)) {
           this.suspect(n, err);
           missing.push(n.id);
           continue;
         }
-        // Only "not here" moves on: a corrupt object (EIO) must not be papered over by an older copy.
-        if (!(err instanceof FsError && err.errno === Errno.ENOENT)) throw err;
-        absent ??= err;
+        // With one copy only "not here" moves on: a corrupt object (EIO) must not be papered over
+        // by a copy written under another node list. With R copies of the same immutable key, any
+        // good copy is the right bytes.
+        if (this.replicas > 1 && err instanceof FsError && err.errno === Errno.EIO) {
+          log.warn({ datastore: n.id, err: err.message }, 'corrupt copy of a chunk; reading another replica');
+          corrupt ??= err;
+        } else if (!(err instanceof FsError && err.errno === Errno.ENOENT)) {
+          throw err;
+        } else {
+          absent ??= err;
+        }
+        lacking.push(n);
+        continue;
       }
+      if (this.replicas > 1 && lacking.length > 0) this.repair(key, n, live, lacking, (offset ?? 0) === 0 && (length ?? -1) === -1 ? got : undefined);
+      return got;
+    }
+    const name = `chunk ${key.fsId}/${key.ino}/${key.index}.${key.version}`;
+    if (corrupt) {
+      throw fsError('EIO', `${name}: no good copy on any reachable datastore (${corrupt.message})${missing.length > 0 ? `; not reachable: ${missing.join(', ')}` : ''}`);
     }
     if (missing.length > 0) {
-      throw fsError('EIO', `chunk ${key.fsId}/${key.ino}/${key.index}.${key.version} not on any reachable datastore; not reachable: ${missing.join(', ')}`);
+      throw fsError('EIO', `${name} not on any reachable datastore; not reachable: ${missing.join(', ')}`);
     }
     throw absent;
+  }
+
+  /**
+   * Read repair: puts the object on the nodes among the first R up ones (in rendezvous order) that
+   * answered this read without a good copy, in the background. `whole` is the object if the read
+   * was of all of it; else it is read again from `from`. Failures are logged and counted only.
+   */
+  private repair(key: ChunkKey, from: DataNode, live: DataNode[], lacking: DataNode[], whole: Buffer | undefined): void {
+    const top = new Set(live.slice(0, this.replicas));
+    const targets = lacking.filter((n) => top.has(n));
+    const id = `${key.fsId}/${key.ino}/${key.index}.${key.version}`;
+    if (targets.length === 0 || this.repairing.has(id)) return;
+    this.repairing.add(id);
+    void (async () => {
+      const data = whole ?? (await from.service.get(key));
+      const crc = crc32c(data);
+      const res = await Promise.allSettled(targets.map((n) => n.service.put(key, data, crc)));
+      res.forEach((r, i) => {
+        readRepairs.labels(r.status === 'fulfilled' ? 'ok' : 'failed').inc();
+        if (r.status === 'rejected') log.warn({ chunk: id, datastore: targets[i].id, err: String((r.reason as Error)?.message ?? r.reason) }, 'read repair failed');
+        else log.info({ chunk: id, datastore: targets[i].id, from: from.id }, 'chunk copy repaired');
+      });
+    })()
+      .catch((err: unknown) => {
+        readRepairs.labels('failed').inc();
+        log.warn({ chunk: id, from: from.id, err: String((err as Error)?.message ?? err) }, 'read repair failed');
+      })
+      .finally(() => this.repairing.delete(id));
+  }
+
+  /** Read repairs still running (tests wait for them). */
+  get repairsInFlight(): number {
+    return this.repairing.size;
   }
 
   async delete(key: ChunkKey): Promise<void> {

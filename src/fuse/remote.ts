@@ -63,7 +63,7 @@ export async function mountRemote(o: RemoteMountOptions): Promise<RemoteMount> {
   const meta = new MetaClient(info.metaservers[0], { token: o.token });
   let datastores: DatastoreDirectory;
   try {
-    datastores = await DatastoreDirectory.open(mds, { refreshMs: o.datastoreRefreshMs, client: { token: o.token } });
+    datastores = await DatastoreDirectory.open(mds, { refreshMs: o.datastoreRefreshMs, client: { token: o.token }, replicas: info.fs.replicas });
   } catch (err) {
     await mds.unmount(info.session.sessionId).catch(() => undefined);
     meta.close();
@@ -111,6 +111,6 @@ export async function mountRemote(o: RemoteMountOptions): Promise<RemoteMount> {
     }
   })());
   const closed = mount.closed.then(() => close());
-  log.info({ mountpoint, fs: info.fs.name, metaserver: info.metaservers[0], datastores: datastores.addresses() }, 'kurve mount');
+  log.info({ mountpoint, fs: info.fs.name, replicas: info.fs.replicas, metaserver: info.metaservers[0], datastores: datastores.addresses() }, 'kurve mount');
   return { mount, info, metricsAddress: metrics?.address, close, closed };
 }
