@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { open, RootDatabase } from 'lmdb';
+import { commitFailure, settled } from '../common/lmdb-commit';
 import { MdsStore, StoreCompare, StoreEntry, StoreOp } from './store';
 
 interface Stored {
@@ -17,7 +18,8 @@ export class LmdbMdsStore implements MdsStore {
   /** Opens (creating) the store in the lmdb file `file` (its directory is created if needed). */
   static open(file: string): LmdbMdsStore {
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    const db = open<Stored, string>({ path: file, encoding: 'msgpack' });
+    // No event-turn batching: its hidden batch-start write rejects unhandled when a commit fails.
+    const db = open<Stored, string>({ path: file, encoding: 'msgpack', eventTurnBatching: false });
     return new LmdbMdsStore(db);
   }
 
@@ -37,6 +39,7 @@ export class LmdbMdsStore implements MdsStore {
   }
 
   async txn(compares: readonly StoreCompare[], ops: readonly StoreOp[]): Promise<boolean> {
+    // A failed commit (a full disk) is this txn's error, with its errno (ENOSPC).
     const ok = await this.db.transaction(() => {
       for (const c of compares) {
         if ((this.db.get(c.key)?.ver ?? 0) !== c.version) return false;
@@ -44,12 +47,14 @@ export class LmdbMdsStore implements MdsStore {
       for (const op of ops) {
         if (op.type === 'put') {
           const ver = (this.db.get(op.key)?.ver ?? 0) + 1;
-          void this.db.put(op.key, { v: op.value, ver });
+          settled(this.db.put(op.key, { v: op.value, ver }));
         } else {
-          void this.db.remove(op.key);
+          settled(this.db.remove(op.key));
         }
       }
       return true;
+    }).catch(async (err: unknown) => {
+      throw await commitFailure(err, 'mds store commit failed');
     });
     if (ok) await this.db.flushed;
     return ok;

@@ -2,7 +2,9 @@
 // the mount keeps serving, what was stored before is intact, and deleting the file that did not
 // fit gives its space back at once (its local data, left dirty by the failed upload, has no reader
 // left) — not only at unmount. Chunks of it already stored go with the purge after the unlink
-// grace, as any deleted file's.
+// grace, as any deleted file's. When the metadata store itself runs out of space, creates fail
+// with ENOSPC, the process stays up, and every create acknowledged before is still there after
+// space is freed and after a restart.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -84,4 +86,48 @@ out(err)`);
     fs.writeFileSync(again, data);
     expect(fs.readFileSync(again).equals(data)).toBe(true);
   }, 60_000);
+
+  it('metadata on a full disk: creates fail with ENOSPC, the mount stays up, nothing acknowledged is lost', async () => {
+    const dir = path.join(k.mountpoint, 'meta');
+    fs.mkdirSync(dir);
+    // Leave a few pages: the metadata journal and lmdb's own commits run out among the creates
+    // (both paths are taken across runs; each must refuse cleanly, never stop the process).
+    const filler = path.join(disk, 'filler');
+    execFileSync('fallocate', ['-l', String(Math.max(0, freeBytes() - 32 * 1024)), filler]);
+    const r = py(`
+ok = []
+errs = {}
+for i in range(1500):
+    try:
+        with open(os.path.join(${J(dir)}, 'f%d' % i), 'w') as f: f.write('x' * 100)
+        ok.append(i)
+    except OSError as e:
+        n = errno.errorcode[e.errno]
+        errs[n] = errs.get(n, 0) + 1
+out([ok, errs])`) as [number[], Record<string, number>];
+    const [ok, errs] = r;
+    expect(Object.keys(errs)).toEqual(['ENOSPC']);
+    expect(k.proc.exitCode).toBeNull();
+    expect(fs.statSync(k.mountpoint).isDirectory()).toBe(true);
+
+    fs.rmSync(filler);
+    // Space is back: creates work again (lmdb's failed commit is retried every second).
+    await waitFor('creates to work again', () => {
+      try {
+        fs.writeFileSync(path.join(dir, 'after'), 'y');
+        return true;
+      } catch {
+        return false;
+      }
+    }, 10_000, 100);
+    const listed = new Set(fs.readdirSync(dir));
+    expect(ok.filter((i) => !listed.has(`f${i}`))).toEqual([]);
+
+    // And after a restart on the same data: every acknowledged create is there.
+    await k.stop();
+    k = await kurveUp({ dataDir: path.join(disk, 'k'), mountpoint: path.join(base, 'mnt'), args: ['--no-bpf', '--unlink-grace', '1s'] });
+    const again = new Set(fs.readdirSync(dir));
+    expect(ok.filter((i) => !again.has(`f${i}`))).toEqual([]);
+    expect(again.has('after')).toBe(true);
+  }, 90_000);
 });

@@ -107,11 +107,28 @@ export class Journal {
     return out;
   }
 
-  /** Appends one txn's record to the page cache (throws on a short or failed write). */
+  /**
+   * Appends one txn's record to the page cache. A failed or short write (ENOSPC) is cut off again,
+   * so the journal ends with the previous record and later ones still replay: the error is
+   * thrown with `.recovered` true then, false if even the cut failed (the journal may be torn).
+   */
   append(rev: number, writes: readonly JournalWrite[]): void {
     const buf = encodeRecord(rev, writes);
-    const n = fs.writeSync(this.fds[this.active], buf);
-    if (n !== buf.length) throw new Error(`journal: short write (${n} of ${buf.length} bytes)`);
+    const fd = this.fds[this.active];
+    let n: number;
+    try {
+      n = fs.writeSync(fd, buf);
+      if (n !== buf.length) throw Object.assign(new Error(`journal: short write (${n} of ${buf.length} bytes)`), { code: 'ENOSPC' });
+    } catch (err) {
+      let recovered = false;
+      try {
+        fs.ftruncateSync(fd, this.sizes[this.active]);
+        recovered = true;
+      } catch {
+        // recovered stays false
+      }
+      throw Object.assign(err as Error, { recovered });
+    }
     this.sizes[this.active] += n;
     this.lastRevs[this.active] = rev;
   }

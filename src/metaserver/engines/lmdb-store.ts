@@ -2,6 +2,7 @@
 // revision under REV_KEY, and range scans that merge lmdb with the in-memory overlay of accepted
 // writes not yet committed; the replay of a 'written'-mode journal on open.
 import type { RootDatabase } from 'lmdb';
+import { settled } from '../../common/lmdb-commit';
 import { moduleLogger } from '../../common/logger';
 import { KvEntry, KvRange, rangeBounds } from '../engine';
 import { readU64, writeU64 } from '../keys';
@@ -20,12 +21,12 @@ export interface Pending {
 /** Puts/removes inside the current lmdb transaction, each value prefixed with its revision. */
 export function stageWrites(db: RootDatabase<Buffer, Buffer>, writes: ReadonlyArray<JournalWrite & { modRevision: number }>): void {
   for (const w of writes) {
-    if (w.value === undefined) void db.remove(w.key);
+    if (w.value === undefined) settled(db.remove(w.key));
     else {
       const raw = Buffer.allocUnsafe(8 + w.value.length);
       writeU64(raw, w.modRevision, 0);
       w.value.copy(raw, 8);
-      void db.put(w.key, raw);
+      settled(db.put(w.key, raw));
     }
   }
 }
@@ -34,7 +35,7 @@ export function stageWrites(db: RootDatabase<Buffer, Buffer>, writes: ReadonlyAr
 export function stageRev(db: RootDatabase<Buffer, Buffer>, rev: number): void {
   const revBuf = Buffer.alloc(8);
   writeU64(revBuf, rev, 0);
-  void db.put(REV_KEY, revBuf);
+  settled(db.put(REV_KEY, revBuf));
 }
 
 /** Entries of a range: lmdb's committed ones with the overlay (latin1 key -> pending) applied. */

@@ -20,6 +20,8 @@
 //   corrupt the database, and overlappingSync acknowledges a commit only after the previous sync.
 import * as fs from 'node:fs';
 import { open, RootDatabase } from 'lmdb';
+import { FsError, toErrno } from '../../common/errno';
+import { commitFailure } from '../../common/lmdb-commit';
 import { moduleLogger } from '../../common/logger';
 import { histogram } from '../../common/metrics';
 import { engineDuration, engineOps } from '../engine-metrics';
@@ -30,6 +32,10 @@ import { takeLock } from './lmdb-lock';
 import { overlayRange, Pending, replayJournal, REV_KEY, stageRev, stageWrites } from './lmdb-store';
 
 const log = moduleLogger('lmdb');
+
+/** 'written' mode: how soon a failed lmdb commit (a full disk) is tried again. */
+const COMMIT_RETRY_MS = 1000;
+
 
 const batchSize = histogram({
   name: 'kurve_metaserver_engine_batch_txns',
@@ -91,6 +97,8 @@ export class LmdbEngine implements KvEngine {
   private hurry = false;
   private wake: (() => void) | null = null;
   private lastCommitStart = 0;
+  /** The last lmdb commit failed ('written' mode keeps its batch and retries). */
+  private retrying = false;
 
   constructor(opts: LmdbEngineOptions) {
     this.durability = opts.durability ?? 'sync';
@@ -111,6 +119,10 @@ export class LmdbEngine implements KvEngine {
         commitDelay: 0,
         // Commit = synced: lmdb fsyncs inside the commit, so the batch's promise means durable.
         overlappingSync: false,
+        // We batch ourselves (one transaction per group commit). lmdb-js's own event-turn batch
+        // starts with a write whose promise nobody holds: a failed commit (a full disk) rejects
+        // it unhandled and ends the process.
+        eventTurnBatching: false,
       });
     } catch (err) {
       fs.rmSync(this.lockFile, { force: true });
@@ -186,8 +198,12 @@ export class LmdbEngine implements KvEngine {
       try {
         this.journal.append(rev, deletes.length === 0 ? puts : [...puts, ...deletes.map((key) => ({ key, value: undefined }))]);
       } catch (err) {
+        const e = err as Error & { recovered?: boolean };
+        // The record was cut off again (a full disk): this txn alone is refused, nothing of it is
+        // anywhere, and the engine goes on (a later one may fit).
+        if (e.recovered) throw new FsError(toErrno(e), `metadata journal write failed: ${e.message}`);
         // A torn record would hide every later one from replay: stop rather than ack past it.
-        this.failed = new Error(`lmdb journal write failed: ${(err as Error).message}`);
+        this.failed = new FsError(toErrno(e), `lmdb journal write failed: ${e.message}`);
         log.error({ err }, 'lmdb journal write failed; engine stopped');
         throw this.failed;
       }
@@ -273,10 +289,34 @@ export class LmdbEngine implements KvEngine {
         // all previous writes are committed and flushed to disk) makes that explicit.
         await this.db.flushed;
       } catch (err) {
+        const failure = await commitFailure(err, 'lmdb commit failed');
+        if (this.journal && !this.closed) {
+          // Every write of the batch was acknowledged from the journal, which a restart replays,
+          // and the overlay serves it meanwhile: keep it and commit again later. A full disk must
+          // not stop the file system; fsync says why it cannot be durable yet.
+          engineOps.labels('lmdb', 'commit', 'error').inc();
+          if (!this.retrying) log.error({ err: failure.message }, 'lmdb commit failed; accepted writes stay in the journal, retrying every second');
+          this.retrying = true;
+          const later = this.batch as Batch | null;
+          this.batch = later
+            ? { writes: [...b.writes, ...later.writes], waiters: [...b.waiters, ...later.waiters], lastRev: later.lastRev, txns: b.txns + later.txns }
+            : b;
+          for (const w of this.flushWaiters.splice(0)) w.reject(failure);
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, COMMIT_RETRY_MS);
+            this.wake = () => {
+              clearTimeout(timer);
+              this.wake = null;
+              resolve();
+            };
+          });
+          continue;
+        }
         // The overlay now holds writes that never reached disk: refuse all further work rather
-        // than serve state that a restart would lose.
-        this.failed = new Error(`lmdb commit failed: ${(err as Error).message}`);
-        log.error({ err }, 'lmdb commit failed; engine stopped');
+        // than serve state that a restart would lose (a 'written'-mode engine closing keeps its
+        // journal for the next open).
+        this.failed = failure;
+        log.error({ err: failure.message }, 'lmdb commit failed; engine stopped');
         for (const w of b.waiters) w.reject(this.failed);
         for (let next = this.batch as Batch | null; next; next = null) for (const w of next.waiters) w.reject(this.failed);
         for (const w of this.flushWaiters.splice(0)) w.reject(this.failed);
@@ -285,6 +325,8 @@ export class LmdbEngine implements KvEngine {
       }
       // Unless a later batch wrote the key again.
       for (const w of b.writes) if (this.pending.get(w.id) === w) this.pending.delete(w.id);
+      if (this.retrying) log.info({ revision: b.lastRev }, 'lmdb commit works again');
+      this.retrying = false;
       engineOps.labels('lmdb', 'commit', 'ok').inc();
       engineDuration.labels('lmdb', 'commit').observe(Number(process.hrtime.bigint() - start) / 1e9);
       batchSize.observe(b.txns);
