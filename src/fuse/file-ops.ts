@@ -104,9 +104,13 @@ export class FileOps {
     const st = this.data.ensure(ino);
     st.mode = attr.mode;
     await this.data.revalidate(st, attr);
-    const writable = (req.flags & O_ACCMODE) !== O_RDONLY;
-    if (writable && req.openFlags & FUSE_OPEN_KILL_SUIDGID && privBits(st.mode)) st.mode = await this.kfs.killPriv(ino);
-    if (writable && req.flags & O_TRUNC && st.size > 0) await this.data.truncate(st, 0);
+    // O_TRUNC truncates whatever the access mode, as on Linux: the kernel checked write permission
+    // and, with ATOMIC_O_TRUNC, zeroes its own size and page cache once we answer. It marks mtime
+    // and ctime for update even when the file is already empty (POSIX open(2)).
+    if (req.flags & O_TRUNC) {
+      if (req.openFlags & FUSE_OPEN_KILL_SUIDGID && privBits(st.mode)) st.mode = await this.kfs.killPriv(ino);
+      await this.data.truncate(st, 0);
+    }
     return this.openHandle(st, req.flags, ctx.uid);
   }
 
@@ -133,7 +137,8 @@ export class FileOps {
       st.mode = attr.mode;
       await this.data.revalidate(st, attr);
       if (!fresh && req.openFlags & FUSE_OPEN_KILL_SUIDGID && privBits(st.mode)) st.mode = await this.kfs.killPriv(attr.ino);
-      if ((req.flags & O_TRUNC) && st.size > 0) attr = await this.data.truncate(st, 0);
+      // An existing file (lost race) is truncated even when empty: O_TRUNC updates mtime and ctime.
+      if (!fresh && req.flags & O_TRUNC) attr = await this.data.truncate(st, 0);
       const open = await this.openHandle(st, req.flags, ctx.uid);
       // entry() takes the lookup count only once the open succeeded: a failed create hands out nothing.
       return { entry: this.kfs.entry(parent, req.name, attr), open };
