@@ -77,6 +77,11 @@ export class KurveFs implements RawFileSystem {
   private cacheEpoch = 0;
   /** Inodes whose last name we removed: their local data goes at the kernel's forget. */
   private readonly deleted = new Set<number>();
+  /**
+   * Directories we removed that the kernel still holds (an open fd, a process's cwd): their last
+   * attributes (nlink 0), for a GETATTR the metaserver can no longer answer, until the forget.
+   */
+  private readonly removedDirs = new Map<number, Attr>();
 
   constructor(private readonly d: KurveFsDeps) {
     this.fsId = d.fs.fsId;
@@ -86,6 +91,7 @@ export class KurveFs implements RawFileSystem {
       inodesTracked.set(this.inodes.size);
       this.coherence.dirs.forget(ino);
       if (this.deleted.delete(ino)) this.dataPath.drop(ino);
+      this.removedDirs.delete(ino);
     });
     this.dataPath = new FileData({
       meta: d.meta, data: d.data, fsId: this.fsId, chunkSize: d.fs.chunkSize, cache: d.cache,
@@ -274,7 +280,15 @@ export class KurveFs implements RawFileSystem {
 
   private async getattrRemote(ino: number): Promise<AttrOut> {
     const epoch = this.cacheEpoch;
-    const attr = await this.d.meta.getattr(this.fsId, ino);
+    let attr: Attr;
+    try {
+      attr = await this.d.meta.getattr(this.fsId, ino);
+    } catch (err) {
+      // fstat of a directory removed while open (or someone's cwd) succeeds, with nlink 0.
+      const gone = this.removedDirs.get(ino);
+      if (gone && toErrno(err) === Errno.ENOENT) return this.attrOut(gone);
+      throw err;
+    }
     this.cacheAttr(attr, epoch);
     return this.attrOut(attr);
   }
@@ -390,12 +404,17 @@ export class KurveFs implements RawFileSystem {
     // while the op runs (the in-process feed delivers the echo before the op returns).
     const guess = this.coherence.guessIno(parent, req.name) ?? this.knownIno(parent, req.name);
     const cancelGuess = guess === undefined ? undefined : this.coherence.expectAttr(guess);
+    let gone: Attr | undefined;
     try {
-      await this.own([[parent, req.name]], () => this.d.meta.rmdir(this.fsId, parent, req.name));
+      gone = await this.own([[parent, req.name]], () => this.d.meta.rmdir(this.fsId, parent, req.name));
     } finally {
       cancelGuess?.();
     }
     this.coherence.dropDentry(parent, req.name);
+    if (gone) {
+      this.attrCache.delete(gone.ino);
+      if (this.inodes.get(gone.ino) !== undefined) this.removedDirs.set(gone.ino, gone);
+    }
   }
 
   async rename(ctx: RequestContext, req: RenameIn): Promise<void> {

@@ -4649,14 +4649,15 @@ export const MetaserverService = {
     responseSerialize: (value: UnlinkResponse): Buffer => Buffer.from(UnlinkResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UnlinkResponse => UnlinkResponse.decode(value),
   },
+  /** The removed directory's last attributes (nlink 0), for whoever still holds it open. */
   rmdir: {
     path: "/kurve.metaserver.Metaserver/Rmdir" as const,
     requestStream: false as const,
     responseStream: false as const,
     requestSerialize: (value: EntryRequest): Buffer => Buffer.from(EntryRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): EntryRequest => EntryRequest.decode(value),
-    responseSerialize: (value: Ack): Buffer => Buffer.from(Ack.encode(value).finish()),
-    responseDeserialize: (value: Buffer): Ack => Ack.decode(value),
+    responseSerialize: (value: Attr): Buffer => Buffer.from(Attr.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Attr => Attr.decode(value),
   },
   rename: {
     path: "/kurve.metaserver.Metaserver/Rename" as const,
@@ -4823,7 +4824,8 @@ export interface MetaserverServer extends UntypedServiceImplementation {
   readlink: handleUnaryCall<InodeRequest, ReadlinkResponse>;
   link: handleUnaryCall<LinkRequest, Attr>;
   unlink: handleUnaryCall<EntryRequest, UnlinkResponse>;
-  rmdir: handleUnaryCall<EntryRequest, Ack>;
+  /** The removed directory's last attributes (nlink 0), for whoever still holds it open. */
+  rmdir: handleUnaryCall<EntryRequest, Attr>;
   rename: handleUnaryCall<RenameRequest, Ack>;
   readDir: handleUnaryCall<ReadDirRequest, ReadDirResponse>;
   getXattr: handleUnaryCall<XattrRequest, XattrValue>;
@@ -4974,17 +4976,18 @@ export interface MetaserverClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UnlinkResponse) => void,
   ): ClientUnaryCall;
-  rmdir(request: EntryRequest, callback: (error: ServiceError | null, response: Ack) => void): ClientUnaryCall;
+  /** The removed directory's last attributes (nlink 0), for whoever still holds it open. */
+  rmdir(request: EntryRequest, callback: (error: ServiceError | null, response: Attr) => void): ClientUnaryCall;
   rmdir(
     request: EntryRequest,
     metadata: Metadata,
-    callback: (error: ServiceError | null, response: Ack) => void,
+    callback: (error: ServiceError | null, response: Attr) => void,
   ): ClientUnaryCall;
   rmdir(
     request: EntryRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: Ack) => void,
+    callback: (error: ServiceError | null, response: Attr) => void,
   ): ClientUnaryCall;
   rename(request: RenameRequest, callback: (error: ServiceError | null, response: Ack) => void): ClientUnaryCall;
   rename(

@@ -155,7 +155,8 @@ export interface MetaService {
   readlink(fsId: number, ino: Ino): Promise<Buffer>;
   link(fsId: number, ino: Ino, newParent: Ino, newName: Buffer): Promise<Attr>;
   unlink(fsId: number, parent: Ino, name: Buffer, caller: Caller): Promise<UnlinkResult>;
-  rmdir(fsId: number, parent: Ino, name: Buffer): Promise<void>;
+  /** The removed directory's last attributes (nlink 0); undefined from a metaserver too old to say. */
+  rmdir(fsId: number, parent: Ino, name: Buffer): Promise<Attr | undefined>;
   rename(fsId: number, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number, caller: Caller): Promise<void>;
   /** Entries after `cookie` (0 = from the start; '.' and '..' are the client's business). */
   readdir(fsId: number, ino: Ino, cookie: number, limit: number, plus: boolean): Promise<ReadDirResult>;

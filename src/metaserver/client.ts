@@ -109,8 +109,10 @@ export class MetaClient implements MetaService, MetaAdmin {
     const r = await this.call(this.client.unlink, { fsId, parent, name, caller: pbCaller(caller) });
     return { ino: r.ino, nlink: r.nlink, orphaned: r.orphaned };
   }
-  async rmdir(fsId: number, parent: Ino, name: Buffer): Promise<void> {
-    await this.call(this.client.rmdir, { fsId, parent, name, caller: undefined });
+  async rmdir(fsId: number, parent: Ino, name: Buffer): Promise<Attr | undefined> {
+    const r = await this.call(this.client.rmdir, { fsId, parent, name, caller: undefined });
+    // A metaserver from before Rmdir answered the attributes replies an empty message (ino 0).
+    return r.ino ? attrFromPb(r) : undefined;
   }
   async rename(fsId: number, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number, caller: Caller): Promise<void> {
     await this.call(this.client.rename, { fsId, parent, name, newParent, newName, flags, caller: pbCaller(caller) });

@@ -218,7 +218,7 @@ export class Namespace implements MetaService, MetaAdmin {
   async unlink(fsId: number, parent: Ino, name: Buffer, _caller: Caller): Promise<UnlinkResult> {
     return entries.unlink(this.core, fsId, parent, name);
   }
-  async rmdir(fsId: number, parent: Ino, name: Buffer): Promise<void> {
+  async rmdir(fsId: number, parent: Ino, name: Buffer): Promise<Attr> {
     return entries.rmdir(this.core, fsId, parent, name);
   }
   async rename(fsId: number, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number, _caller: Caller): Promise<void> {

@@ -140,7 +140,11 @@ export async function checkEmpty(tx: Tx, dir: InodeRec): Promise<void> {
   if (any.length > 0) throw fsError('ENOTEMPTY', `directory ${dir.ino} is not empty`);
 }
 
-export function rmdir(core: Core, fsId: number, parent: number, name: Buffer): Promise<void> {
+/**
+ * Returns the removed directory's last attributes (nlink 0, size 0, ctime now, as ext4 leaves
+ * them): whoever still holds it (an open fd, a cwd) can fstat it, but no longer ask for it.
+ */
+export function rmdir(core: Core, fsId: number, parent: number, name: Buffer): Promise<Attr> {
   checkName(name);
   return core.run(fsId, 'rmdir', async (tx) => {
     const dir = await parentDir(tx, parent);
@@ -152,5 +156,6 @@ export function rmdir(core: Core, fsId: number, parent: number, name: Buffer): P
     removeEntry(tx, dir, name, d);
     dir.nlink--;
     purgeInode(core, tx, child);
+    return toAttr({ ...child, nlink: 0, size: 0, ctime: nowTs() });
   });
 }

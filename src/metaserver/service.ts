@@ -87,10 +87,7 @@ export function metaserverImpl(ns: Namespace): AsyncService<typeof pb.Metaserver
       const res = await ns.unlink(r.fsId, ino(r.parent, 'parent'), bytes(r.name, 'name'), caller(r.caller));
       return { ino: res.ino, nlink: res.nlink, orphaned: res.orphaned };
     },
-    rmdir: async (r) => {
-      await ns.rmdir(r.fsId, ino(r.parent, 'parent'), bytes(r.name, 'name'));
-      return ACK;
-    },
+    rmdir: async (r) => attrToPb(await ns.rmdir(r.fsId, ino(r.parent, 'parent'), bytes(r.name, 'name'))),
     rename: async (r) => {
       await ns.rename(r.fsId, ino(r.parent, 'parent'), bytes(r.name, 'name'), ino(r.newParent, 'new_parent'), bytes(r.newName, 'new_name'), r.flags, caller(r.caller));
       return ACK;

@@ -197,9 +197,11 @@ export function namespaceSuite(title: string, factory: () => Promise<SuiteTarget
       });
       it('rmdir of an empty directory gives the parent its link back', async () => {
         const d = await dir('d');
-        await ms.rmdir(fs, ROOT_INO, b('d'));
+        const gone = await ms.rmdir(fs, ROOT_INO, b('d'));
         expect((await attr(ROOT_INO)).nlink).toBe(2);
         expect(await errOf(attr(d.ino))).toBe('ENOENT');
+        // Its last attributes, for a client that still holds it (fstat of an open fd, a cwd).
+        expect(gone && [gone.ino, gone.mode, gone.uid, gone.nlink, gone.size]).toEqual([d.ino, d.mode, d.uid, 0, 0]);
       });
       it('rmdir of a non-empty directory is ENOTEMPTY', async () => {
         const d = await dir('d');

@@ -49,4 +49,31 @@ out([size_fd, len(data), os.stat(${J(p)}).st_size])`);
       expect((await fsp.readFile(p)).length).toBe(0);
     });
   });
+
+  describe('a directory removed while held', () => {
+    it('fstat of an open fd still answers, with nlink 0, and listing it is empty', async () => {
+      const d = path.join(await fresh(), 'd');
+      const r = py(`
+os.mkdir(${J(d)}, 0o750)
+fd = os.open(${J(d)}, os.O_RDONLY | os.O_DIRECTORY)
+os.rmdir(${J(d)})
+st = os.fstat(fd)
+names = os.listdir(fd)
+made = E(lambda: os.open('x', os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+os.close(fd)
+out([stat.S_ISDIR(st.st_mode), oct(stat.S_IMODE(st.st_mode)), st.st_nlink, names, made, E(os.stat, ${J(d)})])`);
+      expect(r).toEqual([true, '0o750', 0, [], 'ENOENT', 'ENOENT']);
+    });
+
+    it('stat(".") in a removed cwd answers nlink 0 (as ext4), creating in it is ENOENT', async () => {
+      const d = path.join(await fresh(), 'cwd');
+      const r = py(`
+os.mkdir(${J(d)})
+os.chdir(${J(d)})
+os.rmdir(${J(d)})
+st = os.stat('.')
+out([st.st_nlink, st.st_size, os.listdir('.'), E(os.mkdir, 'sub')])`);
+      expect(r).toEqual([0, 0, [], 'ENOENT']);
+    });
+  });
 });
