@@ -411,10 +411,14 @@ export class KurveFs implements RawFileSystem {
       cancelGuess?.();
     }
     this.coherence.dropDentry(parent, req.name);
-    if (gone) {
-      this.attrCache.delete(gone.ino);
-      if (this.inodes.get(gone.ino) !== undefined) this.removedDirs.set(gone.ino, gone);
-    }
+    this.removedDir(gone);
+  }
+
+  /** A directory we removed (rmdir, rename over it): keep its last attributes while the kernel holds it. */
+  private removedDir(gone: Attr | undefined): void {
+    if (!gone) return;
+    this.attrCache.delete(gone.ino);
+    if (this.inodes.get(gone.ino) !== undefined) this.removedDirs.set(gone.ino, gone);
   }
 
   async rename(ctx: RequestContext, req: RenameIn): Promise<void> {
@@ -422,11 +426,12 @@ export class KurveFs implements RawFileSystem {
     checkName(req.newName);
     if (req.flags & RENAME_WHITEOUT) throw new FsError(Errno.EINVAL, 'RENAME_WHITEOUT is not supported');
     await this.files.protectOpen(); // a rename over an open file unlinks it
-    await this.own([[ctx.nodeid, req.name], [req.newParent, req.newName]], () =>
+    const gone = await this.own([[ctx.nodeid, req.name], [req.newParent, req.newName]], () =>
       this.d.meta.rename(this.fsId, ctx.nodeid, req.name, req.newParent, req.newName, req.flags, this.caller(ctx)));
     this.coherence.renamed(ctx.nodeid, req.name, req.newParent, req.newName, (req.flags & RENAME_EXCHANGE) !== 0);
     // The moved inode's ctime and a replaced one's nlink changed; we do not know their numbers here.
     this.attrCache.clear();
+    this.removedDir(gone);
   }
 
   async link(ctx: RequestContext, req: LinkIn): Promise<EntryOut> {

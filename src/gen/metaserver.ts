@@ -142,6 +142,11 @@ export interface RenameRequest {
   caller: Caller | undefined;
 }
 
+export interface RenameResponse {
+  /** The empty directory the rename replaced (and removed), with nlink 0; unset otherwise. */
+  removedDir: Attr | undefined;
+}
+
 export interface ReadDirRequest {
   fsId: number;
   ino: number;
@@ -2399,6 +2404,81 @@ export const RenameRequest: MessageFns<RenameRequest> = {
     message.flags = object.flags ?? 0;
     message.caller = (object.caller !== undefined && object.caller !== null)
       ? Caller.fromPartial(object.caller)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRenameResponse(): RenameResponse {
+  return { removedDir: undefined };
+}
+
+export const RenameResponse: MessageFns<RenameResponse> = {
+  encode(message: RenameResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.removedDir !== undefined) {
+      Attr.encode(message.removedDir, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenameResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenameResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.removedDir = Attr.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenameResponse {
+    return {
+      removedDir: isSet(object.removedDir)
+        ? Attr.fromJSON(object.removedDir)
+        : isSet(object.removed_dir)
+        ? Attr.fromJSON(object.removed_dir)
+        : undefined,
+    };
+  },
+
+  toJSON(message: RenameResponse): unknown {
+    const obj: any = {};
+    if (message.removedDir !== undefined) {
+      obj.removedDir = Attr.toJSON(message.removedDir);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenameResponse>, I>>(base?: I): RenameResponse {
+    return RenameResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenameResponse>, I>>(object: I): RenameResponse {
+    const message = createBaseRenameResponse();
+    message.removedDir = (object.removedDir !== undefined && object.removedDir !== null)
+      ? Attr.fromPartial(object.removedDir)
       : undefined;
     return message;
   },
@@ -4665,8 +4745,8 @@ export const MetaserverService = {
     responseStream: false as const,
     requestSerialize: (value: RenameRequest): Buffer => Buffer.from(RenameRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): RenameRequest => RenameRequest.decode(value),
-    responseSerialize: (value: Ack): Buffer => Buffer.from(Ack.encode(value).finish()),
-    responseDeserialize: (value: Buffer): Ack => Ack.decode(value),
+    responseSerialize: (value: RenameResponse): Buffer => Buffer.from(RenameResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RenameResponse => RenameResponse.decode(value),
   },
   readDir: {
     path: "/kurve.metaserver.Metaserver/ReadDir" as const,
@@ -4826,7 +4906,7 @@ export interface MetaserverServer extends UntypedServiceImplementation {
   unlink: handleUnaryCall<EntryRequest, UnlinkResponse>;
   /** The removed directory's last attributes (nlink 0), for whoever still holds it open. */
   rmdir: handleUnaryCall<EntryRequest, Attr>;
-  rename: handleUnaryCall<RenameRequest, Ack>;
+  rename: handleUnaryCall<RenameRequest, RenameResponse>;
   readDir: handleUnaryCall<ReadDirRequest, ReadDirResponse>;
   getXattr: handleUnaryCall<XattrRequest, XattrValue>;
   setXattr: handleUnaryCall<SetXattrRequest, Ack>;
@@ -4989,17 +5069,20 @@ export interface MetaserverClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Attr) => void,
   ): ClientUnaryCall;
-  rename(request: RenameRequest, callback: (error: ServiceError | null, response: Ack) => void): ClientUnaryCall;
+  rename(
+    request: RenameRequest,
+    callback: (error: ServiceError | null, response: RenameResponse) => void,
+  ): ClientUnaryCall;
   rename(
     request: RenameRequest,
     metadata: Metadata,
-    callback: (error: ServiceError | null, response: Ack) => void,
+    callback: (error: ServiceError | null, response: RenameResponse) => void,
   ): ClientUnaryCall;
   rename(
     request: RenameRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: Ack) => void,
+    callback: (error: ServiceError | null, response: RenameResponse) => void,
   ): ClientUnaryCall;
   readDir(
     request: ReadDirRequest,

@@ -157,7 +157,8 @@ export interface MetaService {
   unlink(fsId: number, parent: Ino, name: Buffer, caller: Caller): Promise<UnlinkResult>;
   /** The removed directory's last attributes (nlink 0); undefined from a metaserver too old to say. */
   rmdir(fsId: number, parent: Ino, name: Buffer): Promise<Attr | undefined>;
-  rename(fsId: number, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number, caller: Caller): Promise<void>;
+  /** The empty directory it replaced and removed, if any (as rmdir's answer). */
+  rename(fsId: number, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number, caller: Caller): Promise<Attr | undefined>;
   /** Entries after `cookie` (0 = from the start; '.' and '..' are the client's business). */
   readdir(fsId: number, ino: Ino, cookie: number, limit: number, plus: boolean): Promise<ReadDirResult>;
 

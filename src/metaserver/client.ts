@@ -114,8 +114,9 @@ export class MetaClient implements MetaService, MetaAdmin {
     // A metaserver from before Rmdir answered the attributes replies an empty message (ino 0).
     return r.ino ? attrFromPb(r) : undefined;
   }
-  async rename(fsId: number, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number, caller: Caller): Promise<void> {
-    await this.call(this.client.rename, { fsId, parent, name, newParent, newName, flags, caller: pbCaller(caller) });
+  async rename(fsId: number, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number, caller: Caller): Promise<Attr | undefined> {
+    const r = await this.call(this.client.rename, { fsId, parent, name, newParent, newName, flags, caller: pbCaller(caller) });
+    return r.removedDir?.ino ? attrFromPb(r.removedDir) : undefined;
   }
   async readdir(fsId: number, ino: Ino, cookie: number, limit: number, plus: boolean): Promise<ReadDirResult> {
     const r = await this.read(this.client.readDir, { fsId, ino, cookie, limit, plus });

@@ -221,7 +221,7 @@ export class Namespace implements MetaService, MetaAdmin {
   async rmdir(fsId: number, parent: Ino, name: Buffer): Promise<Attr> {
     return entries.rmdir(this.core, fsId, parent, name);
   }
-  async rename(fsId: number, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number, _caller: Caller): Promise<void> {
+  async rename(fsId: number, parent: Ino, name: Buffer, newParent: Ino, newName: Buffer, flags: number, _caller: Caller): Promise<Attr | undefined> {
     return rename(this.core, fsId, parent, name, newParent, newName, flags);
   }
 

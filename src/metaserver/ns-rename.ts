@@ -2,9 +2,9 @@
 // Directory moves keep the '..' bookkeeping right: the moved directory's parent pointer, and
 // nlink of the old and new parent (each subdirectory's '..' is a link to its parent).
 import { fsError } from '../common/errno';
-import { RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_INO } from './api';
+import { RENAME_EXCHANGE, RENAME_NOREPLACE, ROOT_INO, type Attr } from './api';
 import { Core, getDentry, parentDir } from './core';
-import { encodeDentry, encodeReaddirEntry, InodeRec, nowTs, S_IFDIR } from './inode';
+import { encodeDentry, encodeReaddirEntry, InodeRec, nowTs, S_IFDIR, toAttr } from './inode';
 import { checkName, dentryKey, readdirKey } from './keys';
 import { addEntry, checkEmpty, removeEntry } from './ns-entries';
 import { dropLink } from './orphans';
@@ -37,9 +37,13 @@ function reparentDir(tx: Tx, child: InodeRec, from: InodeRec, to: InodeRec): voi
   to.nlink++;
 }
 
+/**
+ * Returns the empty directory the rename replaced, if any: removed, its last attributes (nlink 0,
+ * size 0, ctime now) are for whoever still holds it (an open fd, a cwd), as after rmdir.
+ */
 export function rename(
   core: Core, fsId: number, parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number,
-): Promise<void> {
+): Promise<Attr | undefined> {
   checkName(name);
   checkName(newName, 'new name');
   if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) !== 0) return Promise.reject(fsError('EINVAL', `unknown rename flags 0x${flags.toString(16)}`));
@@ -52,7 +56,7 @@ export function rename(
     const dst = await getDentry(tx, newParent, newName);
     if (parent === newParent && name.equals(newName)) {
       if (flags & RENAME_NOREPLACE) throw fsError('EEXIST', `'${newName.toString()}' exists`);
-      return; // renaming to itself: nothing happens
+      return undefined; // renaming to itself: nothing happens
     }
     const srcRec = await tx.mustInode(src.ino);
     const srcDir = src.type === S_IFDIR;
@@ -81,13 +85,14 @@ export function rename(
       tx.event({ kind: 'entry', parent: newParent, name: newName });
       ctimeNow(tx, srcRec);
       if (dst.ino !== src.ino) ctimeNow(tx, dstRec);
-      return;
+      return undefined;
     }
 
+    let removedDir: Attr | undefined;
     if (dst) {
       if (flags & RENAME_NOREPLACE) throw fsError('EEXIST', `'${newName.toString()}' already exists in directory ${newParent}`);
       // Two names of one inode: POSIX says rename does nothing.
-      if (dst.ino === src.ino) return;
+      if (dst.ino === src.ino) return undefined;
       const dstRec = await tx.mustInode(dst.ino);
       const dstDir = dst.type === S_IFDIR;
       if (srcDir && !dstDir) throw fsError('ENOTDIR', `cannot replace non-directory '${newName.toString()}' with a directory`);
@@ -96,6 +101,7 @@ export function rename(
       if (dstDir) {
         await checkEmpty(tx, dstRec);
         to.nlink--; // the replaced directory's '..'
+        removedDir = toAttr({ ...dstRec, nlink: 0, size: 0, ctime: nowTs() });
       }
       removeEntry(tx, to, newName, dst);
       await dropLink(core, tx, dstRec);
@@ -106,5 +112,6 @@ export function rename(
     if (srcDir) reparentDir(tx, srcRec, from, to);
     addEntry(tx, to, newName, src.ino, srcRec.mode);
     ctimeNow(tx, srcRec);
+    return removedDir;
   });
 }

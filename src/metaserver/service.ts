@@ -89,8 +89,8 @@ export function metaserverImpl(ns: Namespace): AsyncService<typeof pb.Metaserver
     },
     rmdir: async (r) => attrToPb(await ns.rmdir(r.fsId, ino(r.parent, 'parent'), bytes(r.name, 'name'))),
     rename: async (r) => {
-      await ns.rename(r.fsId, ino(r.parent, 'parent'), bytes(r.name, 'name'), ino(r.newParent, 'new_parent'), bytes(r.newName, 'new_name'), r.flags, caller(r.caller));
-      return ACK;
+      const removed = await ns.rename(r.fsId, ino(r.parent, 'parent'), bytes(r.name, 'name'), ino(r.newParent, 'new_parent'), bytes(r.newName, 'new_name'), r.flags, caller(r.caller));
+      return { removedDir: removed ? attrToPb(removed) : undefined };
     },
     readDir: async (r) => {
       if (!Number.isSafeInteger(r.cookie)) throw invalidArgument('cookie is out of range');

@@ -259,10 +259,12 @@ export function namespaceSuite(title: string, factory: () => Promise<SuiteTarget
         const d = await dir('d');
         const e = await dir('e');
         expect((await attr(ROOT_INO)).nlink).toBe(4);
-        await ms.rename(fs, ROOT_INO, b('d'), ROOT_INO, b('e'), 0, C);
+        const gone = await ms.rename(fs, ROOT_INO, b('d'), ROOT_INO, b('e'), 0, C);
         expect((await ms.lookup(fs, ROOT_INO, b('e'))).ino).toBe(d.ino);
         expect(await errOf(attr(e.ino))).toBe('ENOENT');
         expect((await attr(ROOT_INO)).nlink).toBe(3);
+        // The replaced directory's last attributes, as rmdir answers them.
+        expect(gone && [gone.ino, gone.mode, gone.nlink, gone.size]).toEqual([e.ino, e.mode, 0, 0]);
       });
       it('a directory over a non-empty directory is ENOTEMPTY', async () => {
         await dir('d');

@@ -75,5 +75,19 @@ st = os.stat('.')
 out([st.st_nlink, st.st_size, os.listdir('.'), E(os.mkdir, 'sub')])`);
       expect(r).toEqual([0, 0, [], 'ENOENT']);
     });
+
+    it('a directory replaced by rename while open still answers fstat, with nlink 0', async () => {
+      const d = await fresh();
+      const r = py(`
+os.mkdir(${J(d + '/a')})
+os.mkdir(${J(d + '/b')}, 0o700)
+fd = os.open(${J(d + '/b')}, os.O_RDONLY | os.O_DIRECTORY)
+ino = os.fstat(fd).st_ino
+os.rename(${J(d + '/a')}, ${J(d + '/b')})
+st = os.fstat(fd)
+os.close(fd)
+out([st.st_ino == ino, oct(stat.S_IMODE(st.st_mode)), st.st_nlink, os.stat(${J(d + '/b')}).st_ino != ino])`);
+      expect(r).toEqual([true, '0o700', 0, true]);
+    });
   });
 });
