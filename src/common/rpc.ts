@@ -319,6 +319,11 @@ export function clientChannelOptions(opts: ClientOptions): grpc.ClientOptions {
     'grpc.max_send_message_length': max,
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5_000,
+    // grpc-js backs reconnects off up to 120 s: a client whose server was down for a minute would
+    // wait up to that long after it is back (every file operation EIO meanwhile). Services here
+    // restart in seconds, so reconnect attempts are capped at 2 s apart.
+    'grpc.initial_reconnect_backoff_ms': 250,
+    'grpc.max_reconnect_backoff_ms': 2_000,
     interceptors,
   };
 }
