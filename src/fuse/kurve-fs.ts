@@ -1,6 +1,7 @@
 // The Kurve file system: the RawFileSystem the FUSE session calls, over a MetaService (namespace)
-// and a DataService (chunks). Namespace and directory operations live here; file handles and the
-// data path are in file-ops.ts / file-data.ts; kernel cache coherence in coherence.ts.
+// and a DataService (chunks). Namespace operations live here; file handles and the data path are
+// in file-ops.ts / file-data.ts, directory handles in dir-ops.ts, kernel cache coherence in
+// coherence.ts.
 import { Errno, FsError, toErrno } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import type { DataService } from '../datastore/api';
@@ -14,21 +15,19 @@ import type {
 } from './protocol/raw-fs';
 import { errnoReply, RENAME_EXCHANGE, RENAME_WHITEOUT } from './protocol/raw-fs';
 import { InodeTable } from './vfs/inode-table';
-import { HandleTable } from './vfs/handle-table';
-import { DirStream, dotEntries, fillDirents, fillDirentsPlus, type ListedEntry } from './vfs/readdir';
 import { privBits, S_IFDIR, S_IFMT, S_IFREG, toFuseAttr } from './attrs';
 import type { ChunkCache } from './cache/chunk-cache';
 import type { ClientOptions } from './client-options';
-import { inodesTracked, openHandles } from './client-metrics';
+import { inodesTracked } from './client-metrics';
 import { Coherence } from './coherence';
 import { FileData } from './file-data';
+import { DirOps } from './dir-ops';
 import { FileOps } from './file-ops';
 import { Warmup } from './warmup-xattr';
 import { Xattrs } from './xattrs';
 
 const log = moduleLogger('kurve-fs');
 const NAME_MAX = 255;
-const READDIR_BATCH = 512;
 
 export interface KurveFsDeps {
   readonly meta: MetaService;
@@ -45,13 +44,6 @@ interface InodeRef {
   parent: number;
 }
 
-interface DirHandle {
-  readonly ino: number;
-  /** Opened with FOPEN_CACHE_DIR (the kernel may fill its listing cache through it). */
-  readonly cached: boolean;
-  readonly stream: DirStream<ListedEntry & { readonly attr?: Attr }>;
-}
-
 export class KurveFs implements RawFileSystem {
   readonly fsId: number;
   readonly coherence: Coherence;
@@ -61,7 +53,7 @@ export class KurveFs implements RawFileSystem {
   private readonly xattrs: Xattrs;
   private conn?: FuseConnection;
   private readonly inodes: InodeTable<InodeRef>;
-  private readonly dirs = new HandleTable<DirHandle>();
+  private readonly dirOps: DirOps;
   /**
    * Attributes as of the last reply, kept only while the change feed is connected (every change
    * by anyone arrives as an event and drops the entry): GETATTR without a metaserver round trip,
@@ -126,6 +118,7 @@ export class KurveFs implements RawFileSystem {
       held: (ino) => this.inodes.get(ino) !== undefined,
     });
     this.files = new FileOps(this, d.meta, this.dataPath, d.options, d.sessionId);
+    this.dirOps = new DirOps(this, d.meta, (ino) => this.inodes.get(ino)?.parent ?? 0);
     this.warmup = new Warmup(this);
     this.xattrs = new Xattrs(d.meta, this.fsId, (epoch) => this.coherence.subscribed && epoch === this.cacheEpoch, () => this.cacheEpoch);
   }
@@ -477,44 +470,17 @@ export class KurveFs implements RawFileSystem {
 
   // ---- directories --------------------------------------------------------------------------
 
-  /** The kernel may cache the listing while the change feed keeps it coherent (dir-cache.ts). */
+  /** The kernel may cache the listing while the change feed keeps it coherent (dir-ops.ts). */
   opendir(ctx: RequestContext, _req: OpenIn): OpenOut {
-    const allowed = this.coherence.subscribed && this.coherence.entryTimeout > 0;
-    const openFlags = this.coherence.dirs.open(ctx.nodeid, allowed);
-    const fh = this.dirs.add({ ino: ctx.nodeid, cached: openFlags !== 0, stream: new DirStream() });
-    openHandles.inc();
-    return { fh, openFlags };
+    return this.dirOps.open(ctx.nodeid);
   }
 
-  private async listing(h: DirHandle, plus: boolean): Promise<Array<ListedEntry & { readonly attr?: Attr }>> {
-    const parent = h.ino === ROOT_INO ? ROOT_INO : this.inodes.get(h.ino)?.parent || h.ino;
-    const out: Array<ListedEntry & { readonly attr?: Attr }> = dotEntries(h.ino, parent);
-    let cookie = 0;
-    for (;;) {
-      const r = await this.d.meta.readdir(this.fsId, h.ino, cookie, READDIR_BATCH, plus);
-      for (const e of r.entries) out.push({ name: e.name, ino: e.ino, type: e.type, attr: e.attr });
-      if (r.eof || r.entries.length === 0) break;
-      cookie = r.entries[r.entries.length - 1].cookie;
-    }
-    return out;
+  readdir(_ctx: RequestContext, req: ReaddirIn, out: DirentSink): Promise<void> {
+    return this.dirOps.readdir(req, out);
   }
 
-  async readdir(_ctx: RequestContext, req: ReaddirIn, out: DirentSink): Promise<void> {
-    const h = this.dirs.need(req.fh);
-    const entries = await h.stream.entriesAt(req.offset, () => this.listing(h, false));
-    fillDirents(out, entries, req.offset);
-  }
-
-  async readdirplus(_ctx: RequestContext, req: ReaddirIn, out: DirentPlusSink): Promise<void> {
-    const h = this.dirs.need(req.fh);
-    const entries = await h.stream.entriesAt(req.offset, () => this.listing(h, true));
-    fillDirentsPlus(
-      out, entries, req.offset,
-      (e) => (e.attr ? this.entryOut(e.attr) : undefined),
-      (e) => {
-        this.entry(h.ino, e.name, e.attr!);
-      },
-    );
+  readdirplus(_ctx: RequestContext, req: ReaddirIn, out: DirentPlusSink): Promise<void> {
+    return this.dirOps.readdirplus(req, out);
   }
 
   /** Listings are cached by the kernel: fetch each one with its entries (see RawFileSystem). */
@@ -522,10 +488,7 @@ export class KurveFs implements RawFileSystem {
   readonly handlesKillpriv = true;
 
   releasedir(_ctx: RequestContext, req: ReleaseIn): void {
-    const h = this.dirs.release(req.fh);
-    if (!h) return;
-    openHandles.dec();
-    if (h.cached) this.coherence.dirs.release(h.ino);
+    this.dirOps.release(req.fh);
   }
 
   fsyncdir(_ctx: RequestContext, _req: FsyncIn): Promise<void> {
