@@ -153,37 +153,40 @@ export class FileData implements Evictor {
     const cs = this.d.chunkSize;
     const first = Math.floor(offset / cs);
     const last = Math.floor((end - 1) / cs);
-    const waits: Promise<void>[] = [];
+    const missing: number[] = [];
     for (let i = first; i <= last; i++) {
       if (st.isLocal(i)) {
         cacheHits.inc();
         this.d.cache.hit(st.ino, i);
       } else {
         cacheMisses.inc();
-        waits.push(this.fetch(st, i));
+        missing.push(i);
       }
     }
-    if (waits.length) {
-      try {
-        await Promise.all(waits);
-      } catch (err) {
-        // A chunk version we knew was replaced and collected (another client committed and the
-        // feed has not told us yet): reload the map once and retry.
-        if (toErrno(err) !== Errno.ENOENT) throw err;
-        st.mapStale = true;
-        await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
-        const retry: Promise<void>[] = [];
-        for (let i = first; i <= Math.min(last, st.chunkCount() - 1); i++) if (!st.isLocal(i)) retry.push(this.fetch(st, i));
-        await Promise.all(retry);
-      }
+    if (missing.length) {
+      await st.pinned(first, last, async () => {
+        try {
+          await Promise.all(missing.map((i) => this.fetch(st, i)));
+        } catch (err) {
+          // A chunk version we knew was replaced and collected (another client committed and the
+          // feed has not told us yet): reload the map once and retry.
+          if (toErrno(err) !== Errno.ENOENT) throw err;
+          st.mapStale = true;
+          await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
+          const retry: Promise<void>[] = [];
+          for (let i = first; i <= Math.min(last, st.chunkCount() - 1); i++) if (!st.isLocal(i)) retry.push(this.fetch(st, i));
+          await Promise.all(retry);
+        }
+      });
     }
-    if (sequential) this.readahead(st, last + 1);
     end = Math.min(end, st.size);
     if (end <= offset) return Buffer.alloc(0);
     const buf = Buffer.allocUnsafe(end - offset);
     const n = st.backing.read(buf, offset);
     // Past the backing file's end (a size raised by a truncate we already applied) reads as zeros.
     if (n < buf.length) buf.fill(0, n);
+    // Only now: the readahead makes room in the cache, which may evict the chunks just read.
+    if (sequential) this.readahead(st, last + 1);
     return buf;
   }
 
@@ -247,7 +250,7 @@ export class FileData implements Evictor {
       const validEnd = Math.min(i * cs + ref.length, st.size, (i + 1) * cs);
       if (offset > i * cs || end < validEnd) needs.push(i);
     }
-    if (needs.length) await Promise.all(needs.map((i) => this.fetch(st, i)));
+    if (needs.length) await st.pinned(first, last, () => Promise.all(needs.map((i) => this.fetch(st, i))));
     for (let i = first; i <= last; i++) {
       // Accounted at the chunk's full size until the upload knows its real length.
       if (!st.present.has(i)) this.d.cache.touch(st.ino, i, cs);
@@ -300,9 +303,9 @@ export class FileData implements Evictor {
       const cs = this.d.chunkSize;
       const first = Math.floor(offset / cs);
       const last = Math.floor((end - 1) / cs);
-      for (let i = first; i <= last; i++) {
-        if (!st.isLocal(i)) await this.fetch(st, i);
-      }
+      await st.pinned(first, last, async () => {
+        for (let i = first; i <= last; i++) if (!st.isLocal(i)) await this.fetch(st, i);
+      });
       for (let i = first; i <= last; i++) st.markDirty(i);
       // Chunks the range covers whole become holes in the datastore (st_blocks drops).
       for (let i = Math.ceil(offset / cs); (i + 1) * cs <= end; i++) st.zeroed.add(i);
@@ -548,7 +551,7 @@ export class FileData implements Evictor {
   canEvict(ino: number, index: number): boolean {
     const st = this.inodes.get(ino);
     if (!st) return true;
-    return st.ptHandles === 0 && !st.dirty.has(index) && !st.fetches.has(index);
+    return st.ptHandles === 0 && !st.dirty.has(index) && !st.fetches.has(index) && !st.pins.has(index);
   }
 
   evict(ino: number, index: number): void {

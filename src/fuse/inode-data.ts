@@ -30,6 +30,8 @@ export class InodeData {
   readonly uploading = new Map<number, Promise<void>>();
   /** In-flight chunk fetches, so concurrent readers share one download. */
   readonly fetches = new Map<number, Promise<void>>();
+  /** Chunks an operation waiting for fetches relies on (index -> how many): never evicted. */
+  readonly pins = new Map<number, number>();
   private gen = 0;
 
   /** Handles open in each mode; the kernel requires one mode per inode while any is open. */
@@ -105,6 +107,23 @@ export class InodeData {
     if (this.refs.size === 0) return true;
     for (let i = 0; i < n; i++) if (!this.isLocal(i)) return false;
     return true;
+  }
+
+  /**
+   * Runs fn with chunks first..last pinned: fetching some chunks of a read or write makes room in
+   * the cache, which must not evict the ones it already holds (they would read as zeros).
+   */
+  async pinned<T>(first: number, last: number, fn: () => Promise<T>): Promise<T> {
+    for (let i = first; i <= last; i++) this.pins.set(i, (this.pins.get(i) ?? 0) + 1);
+    try {
+      return await fn();
+    } finally {
+      for (let i = first; i <= last; i++) {
+        const n = this.pins.get(i)! - 1;
+        if (n > 0) this.pins.set(i, n);
+        else this.pins.delete(i);
+      }
+    }
   }
 
   markDirty(index: number): void {
