@@ -81,7 +81,15 @@ export class GcQueue {
     if (this.stopped || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.runOnce().catch((err: unknown) => log.warn({ err }, 'gc pass failed')).finally(() => this.schedule(this.opts.intervalMs ?? 1000));
+      // A full batch done: more may be due already. Go on at once, or a workload replacing more
+      // than a batch of chunks per interval (fsx: ~400/s) grows the queue, and the disk, forever.
+      const batch = this.opts.batch ?? 256;
+      this.runOnce()
+        .then((done) => this.schedule(done >= batch ? 0 : this.opts.intervalMs ?? 1000))
+        .catch((err: unknown) => {
+          log.warn({ err }, 'gc pass failed');
+          this.schedule(this.opts.intervalMs ?? 1000);
+        });
     }, ms);
     this.timer.unref();
   }
