@@ -148,7 +148,7 @@ export class FileData implements Evictor {
 
   async read(st: InodeData, offset: number, size: number, sequential: boolean): Promise<Buffer> {
     if (st.mapStale && st.ptHandles === 0) await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
-    let end = Math.min(offset + size, st.size);
+    const end = Math.min(offset + size, st.size);
     if (end <= offset) return Buffer.alloc(0);
     const cs = this.d.chunkSize;
     const first = Math.floor(offset / cs);
@@ -163,30 +163,34 @@ export class FileData implements Evictor {
         missing.push(i);
       }
     }
-    if (missing.length) {
-      await st.pinned(first, last, async () => {
-        try {
-          await Promise.all(missing.map((i) => this.fetch(st, i)));
-        } catch (err) {
-          // A chunk version we knew was replaced and collected (another client committed and the
-          // feed has not told us yet): reload the map once and retry.
-          if (toErrno(err) !== Errno.ENOENT) throw err;
-          st.mapStale = true;
-          await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
-          const retry: Promise<void>[] = [];
-          for (let i = first; i <= Math.min(last, st.chunkCount() - 1); i++) if (!st.isLocal(i)) retry.push(this.fetch(st, i));
-          await Promise.all(retry);
-        }
-      });
-    }
-    end = Math.min(end, st.size);
+    if (missing.length === 0) return this.copyOut(st, offset, end, sequential);
+    // The fetches make room in the cache: the chunks this read holds stay pinned until copied out
+    // (in the pinned callback itself: after it, another request's readahead may run first).
+    return st.pinned(first, last, async () => {
+      try {
+        await Promise.all(missing.map((i) => this.fetch(st, i)));
+      } catch (err) {
+        // A chunk version we knew was replaced and collected (another client committed and the
+        // feed has not told us yet): reload the map once and retry.
+        if (toErrno(err) !== Errno.ENOENT) throw err;
+        st.mapStale = true;
+        await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
+        const retry: Promise<void>[] = [];
+        for (let i = first; i <= Math.min(last, st.chunkCount() - 1); i++) if (!st.isLocal(i)) retry.push(this.fetch(st, i));
+        await Promise.all(retry);
+      }
+      return this.copyOut(st, offset, Math.min(end, st.size), sequential);
+    });
+  }
+
+  /** The bytes [offset, end) from the backing file; then readahead (which may evict them). */
+  private copyOut(st: InodeData, offset: number, end: number, sequential: boolean): Buffer {
     if (end <= offset) return Buffer.alloc(0);
     const buf = Buffer.allocUnsafe(end - offset);
     const n = st.backing.read(buf, offset);
     // Past the backing file's end (a size raised by a truncate we already applied) reads as zeros.
     if (n < buf.length) buf.fill(0, n);
-    // Only now: the readahead makes room in the cache, which may evict the chunks just read.
-    if (sequential) this.readahead(st, last + 1);
+    if (sequential) this.readahead(st, Math.floor((end - 1) / this.d.chunkSize) + 1);
     return buf;
   }
 
@@ -250,11 +254,19 @@ export class FileData implements Evictor {
       const validEnd = Math.min(i * cs + ref.length, st.size, (i + 1) * cs);
       if (offset > i * cs || end < validEnd) needs.push(i);
     }
-    if (needs.length) await st.pinned(first, last, () => Promise.all(needs.map((i) => this.fetch(st, i))));
-    for (let i = first; i <= last; i++) {
-      // Accounted at the chunk's full size until the upload knows its real length.
-      if (!st.present.has(i)) this.d.cache.touch(st.ino, i, cs);
-      st.markDirty(i);
+    const markDirty = (): void => {
+      for (let i = first; i <= last; i++) {
+        // Accounted at the chunk's full size until the upload knows its real length.
+        if (!st.present.has(i)) this.d.cache.touch(st.ino, i, cs);
+        st.markDirty(i); // dirty: never evicted
+      }
+    };
+    if (needs.length === 0) markDirty();
+    else {
+      await st.pinned(first, last, async () => {
+        await Promise.all(needs.map((i) => this.fetch(st, i)));
+        markDirty(); // still pinned: see read()
+      });
     }
     st.backing.write(data, offset);
     if (end > st.size) {
@@ -305,8 +317,8 @@ export class FileData implements Evictor {
       const last = Math.floor((end - 1) / cs);
       await st.pinned(first, last, async () => {
         for (let i = first; i <= last; i++) if (!st.isLocal(i)) await this.fetch(st, i);
+        for (let i = first; i <= last; i++) st.markDirty(i); // still pinned: see read()
       });
-      for (let i = first; i <= last; i++) st.markDirty(i);
       // Chunks the range covers whole become holes in the datastore (st_blocks drops).
       for (let i = Math.ceil(offset / cs); (i + 1) * cs <= end; i++) st.zeroed.add(i);
       st.backing.zero(offset, end - offset);
@@ -457,6 +469,8 @@ export class FileData implements Evictor {
     if (st.size === size) st.sizeDirty = false;
     if (st.dirty.size === 0 && !st.sizeDirty) st.localMtime = undefined;
     this.discardStaleUploads(st);
+    // Committed chunks became evictable: a writer's data counts against the limit like fetched data.
+    this.trimCache();
     uploadDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     return attr;
   }
@@ -547,6 +561,11 @@ export class FileData implements Evictor {
   }
 
   // ---- eviction and lifetime ---------------------------------------------------------------
+
+  /** Evicts clean chunks until the cache is within its limit. */
+  trimCache(): void {
+    this.d.cache.makeRoom(0);
+  }
 
   canEvict(ino: number, index: number): boolean {
     const st = this.inodes.get(ino);

@@ -291,6 +291,8 @@ export class FileOps {
           st.staleWhilePinned = false;
           st.mapStale = true;
         }
+        // Its chunks were pinned (the kernel reads the backing file): now they may go if over the limit.
+        this.data.trimCache();
       }
     } else {
       st.daemonHandles--;

@@ -111,7 +111,8 @@ export class InodeData {
 
   /**
    * Runs fn with chunks first..last pinned: fetching some chunks of a read or write makes room in
-   * the cache, which must not evict the ones it already holds (they would read as zeros).
+   * the cache, which must not evict the ones it already holds (they would read as zeros). Use them
+   * inside fn: between fn's end and its caller's continuation other requests' code may run.
    */
   async pinned<T>(first: number, last: number, fn: () => Promise<T>): Promise<T> {
     for (let i = first; i <= last; i++) this.pins.set(i, (this.pins.get(i) ?? 0) + 1);

@@ -3,6 +3,8 @@
 // same operation already holds (it would read as zeros, and a write would commit those zeros).
 // Found by fsx on a 16 MiB cache; reduced to: three dirty chunks (not evictable) fill most of the
 // cache, one clean chunk is held, and an O_DIRECT read or write spans it and a chunk not held.
+// Data written through the mount counts against the limit too (evicted once committed), and two
+// readers of such files at once must not see each other's readahead evict what they hold.
 import * as path from 'node:path';
 import { cleanupKurve, Daemon, kurveMount, kurveUp, py } from '../helpers/kurve-mount';
 import { describeIf, whyNoFuse } from '../helpers/privileged';
@@ -73,5 +75,33 @@ while True:  # the writer mount's page cache is dropped when the change feed tel
     time.sleep(0.05)
 bad = next((i for i in range(0, len(data), 4096) if got[i:i + 4096] != data[i:i + 4096]), -1)
 out({'size': len(got), 'firstBadPage': bad})`, { timeoutMs: 60_000 })).toEqual({ size: 32 * 1024 * 1024, firstBadPage: -1 });
+  }, 90_000);
+
+  it('files written here are evicted down to the limit once closed, and read back intact by two readers at once', async () => {
+    const dir = small.mountpoint;
+    const gen = `
+import random
+MB = 1 << 20
+data = random.Random(11).randbytes(64 * MB)`;
+    py(`${gen}
+with open(${J(path.join(dir, 'pt64'))}, 'wb') as f:  # O_TRUNC of a new file: passthrough writes
+    f.write(data)
+fd = os.open(${J(path.join(dir, 'dm64'))}, os.O_RDWR | os.O_CREAT, 0o644)  # daemon-mode writes
+os.write(fd, data)
+os.close(fd)
+out(0)`, { timeoutMs: 60_000 });
+    expect(await small.metric('kurve_client_cache_used_bytes')).toBeLessThanOrEqual(16 * 1024 * 1024);
+    expect(await small.metric('kurve_client_cache_evictions_total')).toBeGreaterThan(0);
+    // Like cmp(1): both files read alternately in 32 KiB blocks (the kernel reads ahead in each).
+    const res = py(`${gen}
+files = {n: open(os.path.join(${J(dir)}, n), 'rb') for n in ('pt64', 'dm64')}
+bad = {n: -1 for n in files}
+B = 32 * 1024
+for off in range(0, len(data), B):
+    for n, f in files.items():
+        if f.read(B) != data[off:off + B] and bad[n] < 0:
+            bad[n] = off
+out(bad)`, { timeoutMs: 60_000 });
+    expect(res).toEqual({ pt64: -1, dm64: -1 });
   }, 90_000);
 });
