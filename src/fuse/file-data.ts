@@ -4,10 +4,11 @@
 import { Errno, FsError, toErrno } from '../common/errno';
 import { forEachLimited } from '../common/limited';
 import { moduleLogger } from '../common/logger';
-import type { DataService, PutOptions } from '../datastore/api';
+import type { DataService } from '../datastore/api';
 import type { Attr, ChunkRef, MetaService } from '../metaserver/api';
 import type { ChunkCache, Evictor } from './cache/chunk-cache';
-import { cacheFetchedBytes, cacheHits, cacheMisses, commits, uploadDuration, uploadedBytes } from './client-metrics';
+import { cacheFetchedBytes, cacheHits, cacheMisses, commits, uploadDuration } from './client-metrics';
+import { ChunkUploads } from './chunk-uploads';
 import { InodeData } from './inode-data';
 
 const log = moduleLogger('file-data');
@@ -31,25 +32,19 @@ export interface FileDataDeps {
   readonly committed?: (attr: Attr) => void;
 }
 
-/** Chunks up to this size are read from the backing file for upload without leaving the event loop. */
-const SYNC_READ_BYTES = 256 * 1024;
-/** Uploads leave the datastore's fsyncs to syncData() (fsync, O_SYNC, unmount): close stays cheap. */
-const DEFER_SYNC: PutOptions = { deferSync: true };
 /** How many chunk uploads (or downloads for one read) run at once. */
 const IO_PARALLELISM = 4;
-/** Upload buffers kept for reuse (uploads of two inodes at once, IO_PARALLELISM each). */
-const MAX_POOLED_BUFFERS = 2 * IO_PARALLELISM;
 /** The metaserver's limit of chunks per commit (MAX_CHUNKS_PER_COMMIT there). */
 const MAX_COMMIT_CHUNKS = 1024;
 
 
 export class FileData implements Evictor {
   private readonly inodes = new Map<number, InodeData>();
-  /** Upload buffers, reused: a fresh 4 MiB buffer per chunk cost ~0.3 s of GC per GiB uploaded. */
-  private readonly bufferPool: Buffer[] = [];
+  private readonly uploads: ChunkUploads;
 
   constructor(private readonly d: FileDataDeps) {
     d.cache.setEvictor(this);
+    this.uploads = new ChunkUploads(d, 2 * IO_PARALLELISM);
   }
 
   get(ino: number): InodeData | undefined {
@@ -276,7 +271,7 @@ export class FileData implements Evictor {
     st.localMtime = nowTimespec();
     // Chunks this write completed (it reached their end) can go up while the writer goes on.
     for (let i = first; i <= last && st.uploading.size < this.d.earlyUploads; i++) {
-      if ((i + 1) * cs <= end) this.earlyUpload(st, i);
+      if ((i + 1) * cs <= end) this.uploads.early(st, i);
     }
     return data.length;
   }
@@ -339,7 +334,7 @@ export class FileData implements Evictor {
       // A cut chunk's uploaded object holds bytes past the new end: never commit it.
       if (i >= firstGone || (i + 1) * this.d.chunkSize > size) {
         st.uploaded.delete(i);
-        this.deleteObject(st.ino, i, u.ref.version);
+        this.uploads.deleteObject(st.ino, i, u.ref.version);
       }
     }
     for (const i of [...st.refs.keys()]) if (i >= firstGone) st.refs.delete(i);
@@ -361,7 +356,7 @@ export class FileData implements Evictor {
 
   /**
    * Makes every chunk object uploaded so far durable (fsync, O_SYNC, unmount). Uploads ask the
-   * datastore to defer its fsyncs (DEFER_SYNC): an in-process store then writes objects to the
+   * datastore to defer its fsyncs (chunk-uploads.ts): an in-process store then writes objects to the
    * page cache only, and this is where they reach the disk; a store over gRPC is durable on put.
    */
   async syncData(): Promise<void> {
@@ -424,11 +419,11 @@ export class FileData implements Evictor {
     const gens = new Map(batch);
     await forEachLimited([...freshRefs.values()], IO_PARALLELISM, async (ref) => {
       if (ref.length === 0) return; // punched out, readers see zeros
-      await this.uploadChunk(st, ref);
+      await this.uploads.put(st, ref);
       // Kept as an upload of that generation until committed: if another chunk's upload fails
       // (ENOSPC), the next flush reuses it, or a delete of the file drops it — not a stray left
       // for the metaserver's sweep.
-      this.noteUploaded(st, ref, gens.get(ref.index)!);
+      this.uploads.note(st, ref, gens.get(ref.index)!);
     });
     const refOf = (index: number): ChunkRef => reused.get(index) ?? freshRefs.get(index)!;
     let attr: Attr | undefined;
@@ -468,96 +463,11 @@ export class FileData implements Evictor {
     }
     if (st.size === size) st.sizeDirty = false;
     if (st.dirty.size === 0 && !st.sizeDirty) st.localMtime = undefined;
-    this.discardStaleUploads(st);
+    this.uploads.discardStale(st);
     // Committed chunks became evictable: a writer's data counts against the limit like fetched data.
     this.trimCache();
     uploadDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     return attr;
-  }
-
-  /**
-   * Stores the chunk's bytes from the backing file as object `ref` (zeros past the file's end). A
-   * write racing the upload bumps the chunk's generation, so the commit leaves it dirty for the
-   * next flush.
-   */
-  private async uploadChunk(st: InodeData, ref: ChunkRef): Promise<void> {
-    const cs = this.d.chunkSize;
-    const key = { fsId: this.d.fsId, ino: st.ino, index: ref.index, version: ref.version };
-    const fd = st.backing.openFd;
-    if (this.d.data.putFromFile && fd !== undefined && ref.length > SYNC_READ_BYTES) {
-      // A store in this process (`kurve up`) reads the bytes into the buffer it writes the object
-      // from (page-aligned for O_DIRECT): one copy less than reading them here.
-      await this.d.data.putFromFile(key, fd, ref.index * cs, ref.length, DEFER_SYNC);
-    } else {
-      // Read off the event loop into a reused buffer (no GC churn); a small chunk is read at once
-      // (a page-cache copy of tens of µs): a thread hand-off would cost more than the read.
-      const whole = this.takeBuffer();
-      try {
-        const buf = whole.subarray(0, ref.length);
-        const n = ref.length <= SYNC_READ_BYTES ? st.backing.read(buf, ref.index * cs) : await st.backing.readAsync(buf, ref.index * cs);
-        if (n < ref.length) buf.fill(0, n);
-        await this.d.data.put(key, buf, undefined, DEFER_SYNC);
-      } finally {
-        this.giveBuffer(whole);
-      }
-    }
-    uploadedBytes.inc(ref.length);
-  }
-
-  /** A chunk-sized upload buffer from the pool (a put is done with its buffer when it resolves). */
-  private takeBuffer(): Buffer {
-    return this.bufferPool.pop() ?? Buffer.allocUnsafeSlow(this.d.chunkSize);
-  }
-
-  private giveBuffer(b: Buffer): void {
-    if (this.bufferPool.length < MAX_POOLED_BUFFERS) this.bufferPool.push(b);
-  }
-
-  /**
-   * A sequential writer just completed chunk `index`: upload it now, overlapping the rest of the
-   * writes, so close has less left to do. Only the commit (at flush) makes it visible; if the
-   * chunk is written again meanwhile, its generation moves on and flush uploads it afresh.
-   */
-  private earlyUpload(st: InodeData, index: number): void {
-    const gen = st.dirty.get(index);
-    if (gen === undefined || st.uploading.has(index) || st.uploaded.get(index)?.gen === gen) return;
-    const cs = this.d.chunkSize;
-    const p = (async () => {
-      const version = await this.d.meta.allocChunkVersions(this.d.fsId, 1);
-      // Read the bytes in the same tick as the generation check: they are exactly that generation.
-      if (st.dirty.get(index) !== gen || st.backing.closed) return;
-      const length = Math.min(cs, st.size - index * cs);
-      if (length <= 0) return;
-      const buf = Buffer.allocUnsafe(length);
-      const n = st.backing.read(buf, index * cs);
-      if (n < length) buf.fill(0, n);
-      await this.d.data.put({ fsId: this.d.fsId, ino: st.ino, index, version }, buf, undefined, DEFER_SYNC);
-      uploadedBytes.inc(length);
-      this.noteUploaded(st, { index, version, length }, gen);
-    })()
-      .catch((err: unknown) => log.debug({ ino: st.ino, index, err: String(err) }, 'early upload failed; flush will upload'))
-      .finally(() => st.uploading.delete(index));
-    st.uploading.set(index, p);
-  }
-
-  /** `ref` holds generation `gen` of its chunk (uncommitted); an older such upload is garbage. */
-  private noteUploaded(st: InodeData, ref: ChunkRef, gen: number): void {
-    const old = st.uploaded.get(ref.index);
-    st.uploaded.set(ref.index, { gen, ref });
-    if (old && old.ref.version !== ref.version) this.deleteObject(st.ino, ref.index, old.ref.version);
-  }
-
-  /** Uploaded objects that were never committed (rewritten or truncated away) are garbage. */
-  private discardStaleUploads(st: InodeData): void {
-    for (const [index, u] of [...st.uploaded]) {
-      if (st.dirty.get(index) === u.gen) continue;
-      st.uploaded.delete(index);
-      this.deleteObject(st.ino, index, u.ref.version);
-    }
-  }
-
-  private deleteObject(ino: number, index: number, version: number): void {
-    this.d.data.delete({ fsId: this.d.fsId, ino, index, version }).catch(() => undefined);
   }
 
   // ---- eviction and lifetime ---------------------------------------------------------------
@@ -600,7 +510,7 @@ export class FileData implements Evictor {
   }
 
   private discard(st: InodeData): void {
-    for (const [index, u] of st.uploaded) this.deleteObject(st.ino, index, u.ref.version);
+    for (const [index, u] of st.uploaded) this.uploads.deleteObject(st.ino, index, u.ref.version);
     st.uploaded.clear();
     st.dirty.clear();
     st.sizeDirty = false;
