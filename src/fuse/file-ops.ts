@@ -20,7 +20,7 @@ import { Errno, FsError, toErrno } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import type { Attr, MetaService } from '../metaserver/api';
 import {
-  FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_OPEN_KILL_SUIDGID,
+  FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_OPEN_KILL_SUIDGID,
   FUSE_WRITE_KILL_SUIDGID, SEEK_DATA, SEEK_HOLE,
   type CreateIn, type CreateOut, type FallocateIn, type LseekIn, type LseekOut, type OpenIn, type OpenOut,
   type ReadIn, type RequestContext, type WriteIn, type WriteOut,
@@ -386,11 +386,15 @@ export class FileOps {
   async fallocate(ino: number, req: FallocateIn): Promise<void> {
     const h = this.handles.need(req.fh);
     this.data.adoptPassthroughWrites(h.st);
-    const known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE;
+    const known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
     if (req.mode & ~known) throw new FsError(Errno.EOPNOTSUPP, `fallocate mode ${req.mode}`);
     if (req.offset < 0 || req.length <= 0) throw new FsError(Errno.EINVAL, 'fallocate range');
-    if (req.mode & FALLOC_FL_PUNCH_HOLE) {
+    if (req.mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
       await this.data.punch(h.st, req.offset, req.length);
+      // ZERO_RANGE is a punch here (zeros are holes; nothing is reserved, as for mode 0) that, without
+      // KEEP_SIZE, extends the file to the end of the range like mode 0.
+      const end = req.offset + req.length;
+      if (!(req.mode & FALLOC_FL_KEEP_SIZE) && end > h.st.size) await this.truncate(ino, end);
       await this.data.flush(h.st);
       return;
     }

@@ -186,6 +186,7 @@ export interface AccessIn { readonly mask: number }
 
 export const FALLOC_FL_KEEP_SIZE = 0x01;
 export const FALLOC_FL_PUNCH_HOLE = 0x02;
+export const FALLOC_FL_ZERO_RANGE = 0x10;
 export interface FallocateIn { readonly fh: number; readonly offset: number; readonly length: number; readonly mode: number }
 
 export const SEEK_DATA = 3;
