@@ -20,10 +20,13 @@ import { ChunkKey, DataService, DataStats, ListedObject, ObjectPage, PutOptions 
 import { forEachLimited } from '../common/limited';
 import { syncPath, writeFully, writeFullySync } from './file-io';
 import { countObjects, saveCounts, takeSavedCounts } from './store-counts';
+import { takePidLock } from '../common/pid-lock';
 import { DIRECT_MIN_BYTES, readInto, releaseImage, takeImage, writeObjectDirect } from './direct-write';
 import { checksums, ChecksumError, decodeFixedHeader, decodeHeader, encodeHeader, HEADER_BYTES, verifyBlocks } from './chunk-format';
 
 const log = moduleLogger('datastore');
+/** The store's owner lock (a pid file): one live store per directory. */
+const LOCK_FILE = 'kurve-store.pid';
 
 const bytesTotal = counter({
   name: 'kurve_datastore_bytes_total',
@@ -115,6 +118,7 @@ export class ChunkStore implements DataService {
   /** Temp names: a random prefix per store (two stores never share one) and a counter. */
   private readonly tmpPrefix = `${randomBytes(6).toString('hex')}-`;
   private tmpSeq = 0;
+  private lockFile?: string;
 
   private constructor(readonly dir: string, opts: ChunkStoreOptions) {
     this.objects = path.join(dir, 'objects');
@@ -129,6 +133,8 @@ export class ChunkStore implements DataService {
   static async open(dir: string, opts: ChunkStoreOptions = {}): Promise<ChunkStore> {
     const s = new ChunkStore(dir, opts);
     await fs.promises.mkdir(s.objects, { recursive: true });
+    // Before anything is cleaned up: another live store here owns those temp files.
+    s.lockFile = takePidLock(dir, LOCK_FILE, 'one datastore per directory');
     await fs.promises.rm(s.tmp, { recursive: true, force: true });
     await fs.promises.mkdir(s.tmp, { recursive: true });
     const t0 = Date.now();
@@ -588,5 +594,7 @@ export class ChunkStore implements DataService {
     await Promise.all([...this.locks.values()]);
     await this.flush();
     await saveCounts(this.dir, { count: this.count, used: this.used });
+    if (this.lockFile) fs.rmSync(this.lockFile, { force: true });
+    this.lockFile = undefined;
   }
 }

@@ -135,13 +135,23 @@ describe('ChunkStore', () => {
     expect(fs.existsSync(path.join(dir, 'counts.json'))).toBe(false);
     await store.put(key(95), randomBytes(1000));
     const grown = await store.stats();
-    // "Crash": no close, so no counts file; the next open walks the objects.
+    // "Crash": no close, so no counts file (and a lock whose process is gone); the next open walks the objects.
+    fs.rmSync(path.join(dir, 'kurve-store.pid'));
     store = await ChunkStore.open(dir);
     expect(await store.stats()).toMatchObject({ objects: 21, usedBytes: grown.usedBytes });
     await store.close();
     fs.writeFileSync(path.join(dir, 'counts.json'), '{"count": -1');
     store = await ChunkStore.open(dir);
     expect(await store.stats()).toMatchObject({ objects: 21, usedBytes: grown.usedBytes });
+  });
+
+  it('refuses a second live store on the same directory, before touching its temp files', async () => {
+    fs.writeFileSync(path.join(dir, 'tmp', 'in-flight.tmp'), 'x');
+    await expect(ChunkStore.open(dir)).rejects.toThrow(`in use by process ${process.pid}`);
+    expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual(['in-flight.tmp']);
+    await store.close();
+    store = await ChunkStore.open(dir);
+    expect(fs.readdirSync(path.join(dir, 'tmp'))).toEqual([]);
   });
 
   it('computes block CRCs and the whole CRC in one pass (combined), equal to a plain CRC32C', () => {
