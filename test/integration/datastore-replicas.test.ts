@@ -8,18 +8,16 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describeIf, whyNoCommand, whyNoFuse } from '../helpers/privileged';
-import { freePortBase } from '../helpers/etcd';
+import { objectsOn, startTestCluster } from '../helpers/dev-cluster';
 import { cleanupKurve, Daemon, kurveMount, waitFor } from '../helpers/kurve-mount';
-import { CLI, ensureBuilt } from '../helpers/metaserver-process';
-import { DevCluster, startDevCluster } from '../../src/dev/cluster';
-import { DataClient } from '../../src/datastore/client';
-import { ListedObject } from '../../src/datastore/api';
+import { CLI } from '../helpers/metaserver-process';
+import type { DevCluster } from '../../src/dev/cluster';
 import { MdsClient } from '../../src/mds/client';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const FS = 'rep2';
 
-/** The built CLI (`kurve fs`, `kurve status`), to completion. */
+/** The built CLI (`kurve fs`, `kurve status`: the test helper's source-mode CLI has only the mount commands), to completion. */
 function kurveRun(args: string[]): { status: number | null; out: string; err: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 });
   return { status: r.status, out: r.stdout, err: r.stderr };
@@ -32,22 +30,6 @@ describeIf([whyNoCommand('etcd'), whyNoFuse()], 'chunk replication over datastor
 
   const mount = async (): Promise<Daemon> => kurveMount({ rpcAddress: cluster.mdsList } as Daemon, { args: ['--no-bpf', '--fs', FS] });
   const dsAddresses = () => cluster.addresses('datastore');
-
-  async function objectsOn(address: string): Promise<ListedObject[]> {
-    const c = new DataClient(address, { deadlineMs: 5000 });
-    try {
-      const all: ListedObject[] = [];
-      let after: string | undefined;
-      do {
-        const page = await c.list(after, 1000);
-        all.push(...page.objects);
-        after = page.next;
-      } while (after);
-      return all;
-    } finally {
-      c.close();
-    }
-  }
 
   /** Object key -> how many of the given datastores hold it. */
   async function copies(addresses: string[]): Promise<Map<string, number>> {
@@ -76,15 +58,7 @@ describeIf([whyNoCommand('etcd'), whyNoFuse()], 'chunk replication over datastor
   }
 
   beforeAll(async () => {
-    ensureBuilt();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        cluster = await startDevCluster({ basePort: await freePortBase(60), etcdMembers: 1, mds: 1, metaservers: 1, datastores: 3, heartbeatMs: 300, cli: CLI });
-        break;
-      } catch (err) {
-        if (attempt >= 3 || !/EADDRINUSE|address already in use/.test(String(err))) throw err;
-      }
-    }
+    cluster = await startTestCluster({ etcdMembers: 1, mds: 1, metaservers: 1, datastores: 3, heartbeatMs: 300 });
     mds = new MdsClient(cluster.mdsList, { budgetMs: 10_000 });
   }, 240_000);
 

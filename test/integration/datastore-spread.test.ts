@@ -7,12 +7,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describeIf, whyNoCommand, whyNoFuse } from '../helpers/privileged';
-import { freePortBase } from '../helpers/etcd';
+import { objectsOn, startTestCluster } from '../helpers/dev-cluster';
 import { cleanupKurve, Daemon, kurveMount, waitFor } from '../helpers/kurve-mount';
-import { CLI, ensureBuilt } from '../helpers/metaserver-process';
-import { DevCluster, startDevCluster } from '../../src/dev/cluster';
+import type { DevCluster } from '../../src/dev/cluster';
 import { DataClient } from '../../src/datastore/client';
-import { ListedObject } from '../../src/datastore/api';
 import { MdsClient } from '../../src/mds/client';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -31,23 +29,6 @@ describeIf([whyNoCommand('etcd'), whyNoFuse()], 'data spread over datastores (re
   };
   const dsAddresses = () => cluster.addresses('datastore');
 
-  /** Every object on one datastore (over gRPC, as the sweep lists them). */
-  async function objectsOn(address: string): Promise<ListedObject[]> {
-    const c = new DataClient(address, { deadlineMs: 5000 });
-    try {
-      const all: ListedObject[] = [];
-      let after: string | undefined;
-      do {
-        const page = await c.list(after, 1000);
-        all.push(...page.objects);
-        after = page.next;
-      } while (after);
-      return all;
-    } finally {
-      c.close();
-    }
-  }
-
   async function writeFiles(mnt: string, prefix: string, n: number, size: (i: number) => number): Promise<void> {
     for (let i = 0; i < n; i++) {
       const data = randomBytes(size(i));
@@ -64,18 +45,10 @@ describeIf([whyNoCommand('etcd'), whyNoFuse()], 'data spread over datastores (re
   }
 
   beforeAll(async () => {
-    ensureBuilt();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        cluster = await startDevCluster({
-          basePort: await freePortBase(60), etcdMembers: 1, mds: 1, metaservers: 1, datastores: 3, heartbeatMs: 300, cli: CLI,
-          extraArgs: { metaserver: ['--unlink-grace', '1s'] },
-        });
-        break;
-      } catch (err) {
-        if (attempt >= 3 || !/EADDRINUSE|address already in use/.test(String(err))) throw err;
-      }
-    }
+    cluster = await startTestCluster({
+      etcdMembers: 1, mds: 1, metaservers: 1, datastores: 3, heartbeatMs: 300,
+      extraArgs: { metaserver: ['--unlink-grace', '1s'] },
+    });
     mds = new MdsClient(cluster.mdsList, { budgetMs: 10_000 });
   }, 240_000);
 

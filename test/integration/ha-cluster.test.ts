@@ -6,10 +6,10 @@ import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import * as readline from 'node:readline';
 import { describeIf, whyNoCommand, whyNoFuse } from '../helpers/privileged';
-import { freePortBase } from '../helpers/etcd';
-import { cleanupKurve, Daemon, kurveMount, py } from '../helpers/kurve-mount';
-import { CLI, ensureBuilt } from '../helpers/metaserver-process';
-import { DevCluster, startDevCluster } from '../../src/dev/cluster';
+import { startTestCluster } from '../helpers/dev-cluster';
+import { cleanupKurve, Daemon, kurveMount, py, timeVisible } from '../helpers/kurve-mount';
+import { CLI } from '../helpers/metaserver-process';
+import type { DevCluster } from '../../src/dev/cluster';
 import { clusterStatus } from '../../src/dev/status';
 import { MdsClient } from '../../src/mds/client';
 import { MetaClient } from '../../src/metaserver/client';
@@ -80,18 +80,7 @@ describeIf([whyNoCommand('etcd'), whyNoFuse()], 'HA cluster (dev cluster, real p
   const newSession = async () => (await mds.mount('default', 'ha-test', '/nowhere')).session.sessionId;
 
   beforeAll(async () => {
-    ensureBuilt();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        cluster = await startDevCluster({
-          basePort: await freePortBase(60), electionTtlSec: TTL_SEC, sessionLeaseMs: SESSION_LEASE_MS, heartbeatMs: 500, cli: CLI,
-        });
-        break;
-      } catch (err) {
-        // Another test on this host may take a port of the layout between the check and the bind.
-        if (attempt >= 3 || !/EADDRINUSE|address already in use/.test(String(err))) throw err;
-      }
-    }
+    cluster = await startTestCluster({ electionTtlSec: TTL_SEC, sessionLeaseMs: SESSION_LEASE_MS, heartbeatMs: 500 });
     mount = await kurveMount({ rpcAddress: cluster.mdsList } as Daemon);
     mds = new MdsClient(cluster.addresses('mds'), { budgetMs: 15_000 });
   }, 240_000);
@@ -126,24 +115,6 @@ describeIf([whyNoCommand('etcd'), whyNoFuse()], 'HA cluster (dev cluster, real p
     }
   }
 
-  /** ms from the end of `act` (run through one mount) until `check` holds through the other; -1 if never (3 s). */
-  function visibleAfter(act: string, check: string): number {
-    return py(`
-import time
-${act}
-t0 = time.monotonic()
-seen = -1
-while time.monotonic() - t0 < 3:
-    try:
-        if ${check}:
-            seen = (time.monotonic() - t0) * 1000
-            break
-    except OSError:
-        pass
-    time.sleep(0.002)
-out(seen)`) as number;
-  }
-
   it('two clients mounted through different metaservers see create, write, rename and unlink within 200 ms (1 h kernel timeouts)', async () => {
     const ms = cluster.list('metaserver').map((m) => m.address);
     await Promise.all(ms.map((a) => waitMetaserverHealth(a, true)));
@@ -160,12 +131,12 @@ out(seen)`) as number;
       const times: Record<string, number> = {};
       // C caches "no such name" first (negative entry, 1 h timeout).
       expect(py(`out([E(os.stat, ${J(inC('x'))}), E(os.stat, ${J(inC('x'))})])`)).toEqual(['ENOENT', 'ENOENT']);
-      times.create = visibleAfter(`open(${J(inB('x'))}, 'w').write('one')`, `open(${J(inC('x'))}).read() == 'one'`);
+      times.create = timeVisible(`open(${J(inB('x'))}, 'w').write('one')`, `open(${J(inC('x'))}).read() == 'one'`);
       // C has the data in its page cache and chunk cache now.
       expect(py(`out([open(${J(inC('x'))}).read() for _ in range(2)])`)).toEqual(['one', 'one']);
-      times.write = visibleAfter(`open(${J(inB('x'))}, 'w').write('two, longer')`, `open(${J(inC('x'))}).read() == 'two, longer'`);
-      times.rename = visibleAfter(`os.rename(${J(inB('x'))}, ${J(inB('y'))})`, `os.path.exists(${J(inC('y'))}) and not os.path.exists(${J(inC('x'))})`);
-      times.unlink = visibleAfter(`os.unlink(${J(inB('y'))})`, `not os.path.exists(${J(inC('y'))})`);
+      times.write = timeVisible(`open(${J(inB('x'))}, 'w').write('two, longer')`, `open(${J(inC('x'))}).read() == 'two, longer'`);
+      times.rename = timeVisible(`os.rename(${J(inB('x'))}, ${J(inB('y'))})`, `os.path.exists(${J(inC('y'))}) and not os.path.exists(${J(inC('x'))})`);
+      times.unlink = timeVisible(`os.unlink(${J(inB('y'))})`, `not os.path.exists(${J(inC('y'))})`);
       process.stderr.write(`ha: visible through the other metaserver's client (ms after the op returned): ${JSON.stringify(times)}\n`);
       for (const [op, ms0] of Object.entries(times)) {
         expect([op, ms0 >= 0 && ms0 <= 200]).toEqual([op, true]);
