@@ -256,12 +256,24 @@ export class EtcdEngine implements WatchableKvEngine {
     const w = await b.create();
     this.watchers.add(w);
     let stopped = false;
+    // Where a reconnect resumes: after the last revision handed on. etcd3 moves its own resume point
+    // to the header revision of every response, including the ack of a reconnect, before the events
+    // missed while disconnected have arrived: a second break then skipped them (seen: 7 creates lost
+    // while etcd members were killed in turn). Our listeners run after etcd3's and put it back.
+    let delivered = afterRevision > 0 ? afterRevision : Number(w.lastRevision()) - 1;
+    const request = (w as unknown as { request: { start_revision?: string } }).request;
+    const resumeAfterDelivered = (): void => {
+      if (delivered > 0) request.start_revision = String(delivered + 1);
+    };
+    resumeAfterDelivered();
+    w.on('connected', resumeAfterDelivered);
     w.on('data', (res) => {
       if (stopped) return;
       // etcd sends a txn's events together; split a response into one batch per revision.
       let cur: KvChangeBatch | undefined;
       for (const ev of res.events) {
         const rev = num(ev.kv.mod_revision);
+        if (rev <= delivered) continue; // resent after a reconnect
         if (!cur || cur.revision !== rev) {
           if (cur) handlers.batch(cur);
           cur = { revision: rev, changes: [] };
@@ -269,6 +281,8 @@ export class EtcdEngine implements WatchableKvEngine {
         cur.changes.push({ key: this.unk(ev.kv.key), value: ev.type === 'Put' ? ev.kv.value : undefined });
       }
       if (cur) handlers.batch(cur);
+      if (cur) delivered = cur.revision;
+      resumeAfterDelivered();
     });
     w.on('error', (err) => {
       if (stopped) return;
