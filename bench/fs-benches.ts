@@ -235,7 +235,7 @@ function smallTree(root: string, dirs: number, perDir: number): number {
 
 const smallFiles: Benchmark = {
   name: 'small-files',
-  description: '`cp -a` of a tree of small files (1-40 KB, 50 per directory) from ext4 onto each system, then `rm -rf` of the copy; no target (reported as found)',
+  description: '`cp -a` of a tree of small files (1-40 KB, 50 per directory) from ext4 onto each system, `cat` of every copied file (warm: the page cache and dentries as cp left them), then `rm -rf` of the copy; no target (reported as found)',
   async run(env) {
     const dirs = env.pick(60, 20);
     const perDir = 50;
@@ -243,6 +243,7 @@ const smallFiles: Benchmark = {
     const src = path.join(await env.ext4Dir('small-src'), 'tree');
     if (!fs.existsSync(src)) smallTree(src, dirs, perDir);
     const copy: Record<System, Cell> = {} as Record<System, Cell>;
+    const read: Record<System, Cell> = {} as Record<System, Cell>;
     const remove: Record<System, Cell> = {} as Record<System, Cell>;
     for (const s of SYSTEMS) {
       const dst = path.join(await dirOn(env, s, 'small'), `copy-${Date.now().toString(36)}`);
@@ -251,16 +252,22 @@ const smallFiles: Benchmark = {
         await execFileP('cp', ['-a', src, dst], { maxBuffer: MiB });
         return files / (Number(process.hrtime.bigint() - t0) / 1e9);
       });
+      read[s] = await cell(async () => {
+        const t0 = process.hrtime.bigint();
+        await execFileP('sh', ['-c', 'find "$1" -type f -print0 | xargs -0 cat > /dev/null', 'sh', dst]);
+        return files / (Number(process.hrtime.bigint() - t0) / 1e9);
+      });
       remove[s] = await cell(async () => {
         const t0 = process.hrtime.bigint();
         await execFileP('rm', ['-rf', dst]);
         return files / (Number(process.hrtime.bigint() - t0) / 1e9);
       });
-      env.log(`    ${s}: cp -a ${JSON.stringify(copy[s])}, rm -rf ${JSON.stringify(remove[s])}`);
+      env.log(`    ${s}: cp -a ${JSON.stringify(copy[s])}, cat ${JSON.stringify(read[s])}, rm -rf ${JSON.stringify(remove[s])}`);
     }
     const c = (r: Record<System, Cell>): Pick<Row, 'ext4' | 'baseline' | 'kurve'> => ({ ext4: r.ext4, baseline: r['fuse-native'], kurve: r.kurve });
     return [
       { name: `cp -a of ${files} small files`, unit: 'files/s', higherIsBetter: true, ...c(copy) },
+      { name: `cat of ${files} small files`, unit: 'files/s', higherIsBetter: true, ...c(read) },
       { name: `rm -rf of ${files} small files`, unit: 'files/s', higherIsBetter: true, ...c(remove) },
     ];
   },

@@ -20,7 +20,7 @@ import { Errno, FsError, toErrno } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import type { Attr, MetaService } from '../metaserver/api';
 import {
-  FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_PASSTHROUGH, FUSE_OPEN_KILL_SUIDGID,
+  FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, FOPEN_PASSTHROUGH, FUSE_OPEN_KILL_SUIDGID,
   FUSE_WRITE_KILL_SUIDGID, SEEK_DATA, SEEK_HOLE,
   type CreateIn, type CreateOut, type FallocateIn, type LseekIn, type LseekOut, type OpenIn, type OpenOut,
   type ReadIn, type RequestContext, type WriteIn, type WriteOut,
@@ -190,7 +190,9 @@ export class FileOps {
       // holds is purged only after it, and our registration within it keeps the file.
       this.protectLater(st);
     }
-    let openFlags = 0;
+    // A read-only handle has nothing to upload at close, and the kernel keeps POSIX and flock
+    // locks itself (we do not negotiate them): its FLUSH would be a round trip that does nothing.
+    let openFlags = writable ? 0 : FOPEN_NOFLUSH;
     if (passthrough) {
       st.ptHandles++;
       if (writable) st.writablePtHandles++;

@@ -70,6 +70,29 @@ out(h)`) as string[];
     expect(await a.metric('kurve_client_passthrough_opens_total')).toBeGreaterThanOrEqual(pt0 + 3);
   });
 
+  it('closing a read-only handle sends no FLUSH; closing a writable one still uploads at close', async () => {
+    const p = path.join(a.mountpoint, 'noflush.txt');
+    await fsp.writeFile(p, 'abc');
+    const q = path.join(b.mountpoint, 'noflush.txt');
+    const f0 = await requests(a, 'FLUSH');
+    expect(py(`
+n = 0
+for i in range(100):
+    with open(${J(p)}, 'rb') as f:
+        n += len(f.read())
+out(n)`)).toBe(300);
+    expect(await requests(a, 'FLUSH')).toBe(f0);
+    // Writable handles keep their FLUSH: close uploads, so the other mount sees the bytes at once.
+    expect(py(`out(open(${J(q)}, 'rb').read().decode())`)).toBe('abc');
+    const ms = timeVisible(
+      `fd = os.open(${J(p)}, os.O_WRONLY); os.pwrite(fd, b'XY', 1); os.close(fd)`,
+      `open(${J(q)}, 'rb').read() == b'aXY'`,
+    );
+    expect(ms).toBeGreaterThanOrEqual(0);
+    expect(ms).toBeLessThanOrEqual(100);
+    expect(await requests(a, 'FLUSH')).toBe(f0 + 1);
+  });
+
   it('a file fetched once from the datastore is then read through passthrough', async () => {
     const p = path.join(a.mountpoint, 'remote.bin');
     await fsp.writeFile(p, Buffer.alloc(6 * MiB, 0x33));
