@@ -20,7 +20,7 @@
 //   corrupt the database, and overlappingSync acknowledges a commit only after the previous sync.
 import * as fs from 'node:fs';
 import { open, RootDatabase } from 'lmdb';
-import { FsError, toErrno } from '../../common/errno';
+import { Errno, FsError, toErrno } from '../../common/errno';
 import { commitFailure } from '../../common/lmdb-commit';
 import { moduleLogger } from '../../common/logger';
 import { histogram } from '../../common/metrics';
@@ -33,6 +33,8 @@ import { overlayRange, Pending, replayJournal, REV_KEY, stageRev, stageWrites } 
 
 const log = moduleLogger('lmdb');
 
+/** Free space below which a failed commit's EIO is reported as ENOSPC. */
+const FULL_DISK_BYTES = 1024 * 1024;
 /** 'written' mode: how soon a failed lmdb commit (a full disk) is tried again. */
 const COMMIT_RETRY_MS = 1000;
 
@@ -87,6 +89,7 @@ export class LmdbEngine implements KvEngine {
   private failed: Error | null = null;
   private closed = false;
   private readonly lockFile: string;
+  private readonly dir: string;
   readonly durability: LmdbDurability;
   private readonly intervalMs: number;
   private journal: Journal | null = null;
@@ -106,6 +109,7 @@ export class LmdbEngine implements KvEngine {
     this.intervalMs = opts.commitIntervalMs ?? 50;
     if (!(this.intervalMs >= 0 && this.intervalMs <= 60_000)) throw new Error(`lmdb engine: commitIntervalMs ${this.intervalMs} is outside 0..60000`);
     fs.mkdirSync(opts.path, { recursive: true });
+    this.dir = opts.path;
     this.lockFile = takeLock(opts.path);
     try {
       this.db = open<Buffer, Buffer>({
@@ -289,7 +293,7 @@ export class LmdbEngine implements KvEngine {
         // all previous writes are committed and flushed to disk) makes that explicit.
         await this.db.flushed;
       } catch (err) {
-        const failure = await commitFailure(err, 'lmdb commit failed');
+        const failure = fullDiskAsEnospc(await commitFailure(err, 'lmdb commit failed'), this.dir);
         if (this.journal && !this.closed) {
           // Every write of the batch was acknowledged from the journal, which a restart replays,
           // and the overlay serves it meanwhile: keep it and commit again later. A full disk must
@@ -312,16 +316,31 @@ export class LmdbEngine implements KvEngine {
           });
           continue;
         }
-        // The overlay now holds writes that never reached disk: refuse all further work rather
-        // than serve state that a restart would lose (a 'written'-mode engine closing keeps its
-        // journal for the next open).
-        this.failed = failure;
-        log.error({ err: failure.message }, 'lmdb commit failed; engine stopped');
-        for (const w of b.waiters) w.reject(this.failed);
-        for (let next = this.batch as Batch | null; next; next = null) for (const w of next.waiters) w.reject(this.failed);
-        for (const w of this.flushWaiters.splice(0)) w.reject(this.failed);
+        // Txns that arrived during the commit (TypeScript cannot see that the await let them in).
+        const queued = this.batch as Batch | null;
+        if (this.journal) {
+          // Closing with a failed commit: the journal keeps the batch for the next open.
+          this.failed = failure;
+          log.error({ err: failure.message }, 'lmdb commit failed while closing; the journal keeps the writes for the next open');
+          for (const w of [...b.waiters, ...(queued?.waiters ?? [])]) w.reject(failure);
+          for (const w of this.flushWaiters.splice(0)) w.reject(failure);
+          this.batch = null;
+          break;
+        }
+        // 'sync' mode: no txn of this batch was acknowledged, nor of the one queued behind it
+        // (its compares may have read this batch's writes). Both fail with the cause, their writes
+        // leave the overlay (it shows what is on disk again), and the engine goes on: the next
+        // commit may fit (space freed). Revisions stay monotonic; the failed ones are skipped.
+        engineOps.labels('lmdb', 'commit', 'error').inc();
+        log.error({ err: failure.message, txns: b.txns + (queued?.txns ?? 0) }, 'lmdb commit failed; its transactions are refused');
+        const dropped = queued ? [b, queued] : [b];
         this.batch = null;
-        break;
+        for (const x of dropped) {
+          for (const w of x.writes) if (this.pending.get(w.id) === w) this.pending.delete(w.id);
+          for (const w of x.waiters) w.reject(failure);
+        }
+        for (const w of this.flushWaiters.splice(0)) w.reject(failure);
+        continue;
       }
       // Unless a later batch wrote the key again.
       for (const w of b.writes) if (this.pending.get(w.id) === w) this.pending.delete(w.id);
@@ -358,4 +377,19 @@ export class LmdbEngine implements KvEngine {
     await this.db.close();
     fs.rmSync(this.lockFile, { force: true });
   }
+}
+
+/**
+ * lmdb reports a commit that found its disk full as EIO (the write-back of its pages failed).
+ * Callers, and users, are better told ENOSPC: that is checked on the spot.
+ */
+function fullDiskAsEnospc(failure: FsError, dir: string): FsError {
+  if (failure.errno !== Errno.EIO) return failure;
+  try {
+    const s = fs.statfsSync(dir);
+    if (s.bavail * s.bsize >= FULL_DISK_BYTES) return failure;
+  } catch {
+    return failure;
+  }
+  return new FsError(Errno.ENOSPC, `${failure.message.replace(/^EIO: /, '')} (no space left on the disk holding ${dir})`);
 }
