@@ -164,6 +164,30 @@ const seqRead: Benchmark = {
   },
 };
 
+const copy: Benchmark = {
+  name: 'copy',
+  description: '`cp` of the 1 GiB seq-write file to a new file on the same system (coreutils cp: copy_file_range, else read/write), timed through its close (Kurve uploads the copy)',
+  async run(env) {
+    const size = env.pick(GiB, 256 * MiB);
+    const c = await perSystem(env, async (s) => {
+      const file = await seqFile(env, s);
+      if (!fs.existsSync(file) || fs.statSync(file).size !== size) {
+        await env.drive({ op: 'write', file, size, blockSize: MiB, fsync: false });
+      }
+      const dst = `${file}.copy`;
+      fs.rmSync(dst, { force: true });
+      await execFileP('sync');
+      const t0 = process.hrtime.bigint();
+      await execFileP('cp', [file, dst]);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (fs.statSync(dst).size !== size) throw new Error(`the copy has ${fs.statSync(dst).size} bytes, expected ${size}`);
+      fs.rmSync(dst, { force: true });
+      return size / seconds / 1e9;
+    });
+    return [{ name: `cp of a ${size / MiB} MiB file`, unit: 'GB/s', higherIsBetter: true, ...cells(c) }];
+  },
+};
+
 /** The create benchmark's directory; ls-l lists it. */
 const manyDir = (env: BenchEnv, s: System): Promise<string> => dirOn(env, s, 'many');
 
@@ -273,4 +297,4 @@ const smallFiles: Benchmark = {
   },
 };
 
-export const fsBenchmarks: Benchmark[] = [statHot, getattrT0, seqWrite, seqRead, creates, lsLong, smallFiles];
+export const fsBenchmarks: Benchmark[] = [statHot, getattrT0, seqWrite, seqRead, copy, creates, lsLong, smallFiles];

@@ -22,7 +22,7 @@ import type { Attr, MetaService } from '../metaserver/api';
 import {
   FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, FOPEN_PASSTHROUGH, FUSE_OPEN_KILL_SUIDGID,
   FUSE_WRITE_KILL_SUIDGID, SEEK_DATA, SEEK_HOLE,
-  type CreateIn, type CreateOut, type FallocateIn, type LseekIn, type LseekOut, type OpenIn, type OpenOut,
+  type CopyFileRangeIn, type CreateIn, type CreateOut, type FallocateIn, type LseekIn, type LseekOut, type OpenIn, type OpenOut,
   type ReadIn, type RequestContext, type WriteIn, type WriteOut,
 } from './protocol/raw-fs';
 import { HandleTable } from './vfs/handle-table';
@@ -39,6 +39,10 @@ const PROTECT_AFTER_MS = 1000;
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 const { O_TRUNC, O_DIRECT, O_EXCL, O_DSYNC } = fs.constants;
+
+/** copy_file_range: most bytes copied per request (its reply's size is 32-bit), and per step. */
+const COPY_MAX = 256 * 1024 * 1024;
+const COPY_STEP = 4 * 1024 * 1024;
 
 interface FileHandle {
   readonly ino: number;
@@ -415,6 +419,35 @@ export class FileOps {
       if (needed > free) throw new FsError(Errno.ENOSPC, `fallocate: ${needed} bytes asked, ${free} free in the datastore`);
     }
     if (!(req.mode & FALLOC_FL_KEEP_SIZE) && end > st.size) await this.truncate(ino, end);
+  }
+
+  /**
+   * copy_file_range(2) between two files of this mount: the daemon moves the bytes itself, a chunk
+   * at a time, through the same read and write paths as READ and WRITE (missing source chunks are
+   * fetched, destination chunks become dirty and are uploaded at flush). Without it the kernel
+   * makes `cp` fall back to 64 KiB WRITE round trips: 1 GiB took 23 s. Copies at most COPY_MAX
+   * bytes per request (the reply's size is 32-bit; the caller loops) and stops at the source's end.
+   */
+  async copyFileRange(req: CopyFileRangeIn): Promise<WriteOut> {
+    if (req.flags !== 0) throw new FsError(Errno.EINVAL, `copy_file_range flags ${req.flags} are not supported`);
+    const src = this.handles.need(req.fhIn);
+    const dst = this.handles.need(req.fhOut);
+    if (!dst.writable) throw new FsError(Errno.EBADF, 'copy_file_range into a handle not open for writing');
+    // Passthrough writers may have changed either file behind our back: size and dirty set first.
+    this.data.adoptPassthroughWrites(src.st);
+    this.data.adoptPassthroughWrites(dst.st);
+    const total = Math.min(req.len, COPY_MAX);
+    let done = 0;
+    while (done < total) {
+      const want = Math.min(COPY_STEP - ((req.offIn + done) % COPY_STEP), total - done);
+      const buf = await this.data.read(src.st, req.offIn + done, want, true);
+      if (buf.length === 0) break; // the source's end
+      done += await this.data.write(dst.st, req.offOut + done, buf);
+      if (buf.length < want) break;
+    }
+    readBytes.inc(done);
+    writtenBytes.inc(done);
+    return { size: done };
   }
 
   async lseek(_ino: number, req: LseekIn): Promise<LseekOut> {

@@ -8,7 +8,7 @@ import type { DataService } from '../datastore/api';
 import { ROOT_INO, type Attr, type Caller, type MetaService, type SetAttrRequest, type UnlinkResult } from '../metaserver/api';
 import type { FsInfo } from '../mds/api';
 import type {
-  AccessIn, AttrOut, CreateIn, CreateOut, DirentPlusSink, DirentSink, EntryOut, FallocateIn, FlushIn, FsyncIn,
+  AccessIn, AttrOut, CopyFileRangeIn, CreateIn, CreateOut, DirentPlusSink, DirentSink, EntryOut, FallocateIn, FlushIn, FsyncIn,
   FuseConnection, GetattrIn, GetxattrIn, LinkIn, LseekIn, LseekOut, MkdirIn, MknodIn, NameIn, OpenIn, OpenOut,
   RawFileSystem, ReaddirIn, ReadIn, Reply, ReleaseIn, RemovexattrIn, RenameIn, RequestContext, SetattrIn, SetxattrIn,
   StatfsOut, SymlinkIn, WriteIn, WriteOut,
@@ -534,6 +534,9 @@ export class KurveFs implements RawFileSystem {
   }
   lseek(ctx: RequestContext, req: LseekIn): Promise<LseekOut> {
     return this.files.lseek(ctx.nodeid, req);
+  }
+  copyFileRange(_ctx: RequestContext, req: CopyFileRangeIn): Promise<WriteOut> {
+    return this.files.copyFileRange(req);
   }
 
   /** Whether the kernel currently holds a lookup on the inode. */
