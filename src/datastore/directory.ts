@@ -116,7 +116,8 @@ export class DatastoreDirectory {
     this.router.setNodes(this.nodes());
   }
 
-  private nodes(): DataNode[] {
+  /** Every registered datastore as the router places over them, down ones flagged. */
+  nodes(): DataNode[] {
     return [...this.entries].map(([id, e]) => ({ id, service: e.conn, down: !e.healthy }));
   }
 

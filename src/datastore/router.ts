@@ -206,7 +206,7 @@ export class DataRouter implements DataService {
     const now = Date.now();
     if (now - this.degradedLogged < DEGRADED_LOG_MS) return;
     log.warn({ chunk: `${key.fsId}/${key.ino}/${key.index}.${key.version}`, on: stored, replicas: this.replicas, degradedWrites: this.degradedSince },
-      `chunk written to ${stored.length} of ${this.replicas} datastores (too few answering); a missing copy is made only by a read repair`);
+      `chunk written to ${stored.length} of ${this.replicas} datastores (too few answering); the missing copy is made by the next repair pass (or a read repair)`);
     this.degradedLogged = now;
     this.degradedSince = 0;
   }

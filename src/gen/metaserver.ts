@@ -317,6 +317,43 @@ export interface ListFsResponse {
   fs: FsRecord[];
 }
 
+/**
+ * One re-replication pass (`kurve repair`): every live chunk object of replicated file systems
+ * back on its first R live datastores.
+ */
+export interface RepairRequest {
+  /** every file system with replicas > 1; else only fs_id */
+  all: boolean;
+  fsId: number;
+}
+
+export interface LostObject {
+  fsId: number;
+  ino: number;
+  index: number;
+  version: number;
+}
+
+export interface RepairResponse {
+  /** live chunk objects looked at */
+  checked: number;
+  /** of them, on fewer than R of their target datastores */
+  underReplicated: number;
+  /** copies made (and read back intact) */
+  copied: number;
+  /** copies that failed (tried again next pass) */
+  failed: number;
+  /** objects on no live datastore */
+  lost: number;
+  /** the first of them */
+  lostObjects: LostObject[];
+  durationMs: number;
+  /** file systems the pass covered */
+  fsIds: number[];
+  /** objects whose reference went away during the pass */
+  skipped: number;
+}
+
 function createBaseAck(): Ack {
   return {};
 }
@@ -4637,6 +4674,453 @@ export const ListFsResponse: MessageFns<ListFsResponse> = {
   },
 };
 
+function createBaseRepairRequest(): RepairRequest {
+  return { all: false, fsId: 0 };
+}
+
+export const RepairRequest: MessageFns<RepairRequest> = {
+  encode(message: RepairRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.all !== false) {
+      writer.uint32(8).bool(message.all);
+    }
+    if (message.fsId !== 0) {
+      writer.uint32(16).uint32(message.fsId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RepairRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRepairRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.fsId = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RepairRequest {
+    return {
+      all: isSet(object.all) ? globalThis.Boolean(object.all) : false,
+      fsId: isSet(object.fsId)
+        ? globalThis.Number(object.fsId)
+        : isSet(object.fs_id)
+        ? globalThis.Number(object.fs_id)
+        : 0,
+    };
+  },
+
+  toJSON(message: RepairRequest): unknown {
+    const obj: any = {};
+    if (message.all !== false) {
+      obj.all = message.all;
+    }
+    if (message.fsId !== 0) {
+      obj.fsId = Math.round(message.fsId);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RepairRequest>, I>>(base?: I): RepairRequest {
+    return RepairRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RepairRequest>, I>>(object: I): RepairRequest {
+    const message = createBaseRepairRequest();
+    message.all = object.all ?? false;
+    message.fsId = object.fsId ?? 0;
+    return message;
+  },
+};
+
+function createBaseLostObject(): LostObject {
+  return { fsId: 0, ino: 0, index: 0, version: 0 };
+}
+
+export const LostObject: MessageFns<LostObject> = {
+  encode(message: LostObject, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fsId !== 0) {
+      writer.uint32(8).uint32(message.fsId);
+    }
+    if (message.ino !== 0) {
+      writer.uint32(16).uint64(message.ino);
+    }
+    if (message.index !== 0) {
+      writer.uint32(24).uint64(message.index);
+    }
+    if (message.version !== 0) {
+      writer.uint32(32).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LostObject {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLostObject();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.fsId = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ino = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.index = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LostObject {
+    return {
+      fsId: isSet(object.fsId)
+        ? globalThis.Number(object.fsId)
+        : isSet(object.fs_id)
+        ? globalThis.Number(object.fs_id)
+        : 0,
+      ino: isSet(object.ino) ? globalThis.Number(object.ino) : 0,
+      index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+    };
+  },
+
+  toJSON(message: LostObject): unknown {
+    const obj: any = {};
+    if (message.fsId !== 0) {
+      obj.fsId = Math.round(message.fsId);
+    }
+    if (message.ino !== 0) {
+      obj.ino = Math.round(message.ino);
+    }
+    if (message.index !== 0) {
+      obj.index = Math.round(message.index);
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LostObject>, I>>(base?: I): LostObject {
+    return LostObject.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LostObject>, I>>(object: I): LostObject {
+    const message = createBaseLostObject();
+    message.fsId = object.fsId ?? 0;
+    message.ino = object.ino ?? 0;
+    message.index = object.index ?? 0;
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
+
+function createBaseRepairResponse(): RepairResponse {
+  return {
+    checked: 0,
+    underReplicated: 0,
+    copied: 0,
+    failed: 0,
+    lost: 0,
+    lostObjects: [],
+    durationMs: 0,
+    fsIds: [],
+    skipped: 0,
+  };
+}
+
+export const RepairResponse: MessageFns<RepairResponse> = {
+  encode(message: RepairResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.checked !== 0) {
+      writer.uint32(8).uint64(message.checked);
+    }
+    if (message.underReplicated !== 0) {
+      writer.uint32(16).uint64(message.underReplicated);
+    }
+    if (message.copied !== 0) {
+      writer.uint32(24).uint64(message.copied);
+    }
+    if (message.failed !== 0) {
+      writer.uint32(32).uint64(message.failed);
+    }
+    if (message.lost !== 0) {
+      writer.uint32(40).uint64(message.lost);
+    }
+    for (const v of message.lostObjects) {
+      LostObject.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(56).uint64(message.durationMs);
+    }
+    if (message.fsIds.length !== 0) {
+      writer.uint32(66).fork();
+      for (const v of message.fsIds) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.skipped !== 0) {
+      writer.uint32(72).uint64(message.skipped);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RepairResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRepairResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.checked = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.underReplicated = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.copied = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.failed = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.lost = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.lostObjects.push(LostObject.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.durationMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag === 64) {
+              message.fsIds.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 66) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.fsIds.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.skipped = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RepairResponse {
+    return {
+      checked: isSet(object.checked) ? globalThis.Number(object.checked) : 0,
+      underReplicated: isSet(object.underReplicated)
+        ? globalThis.Number(object.underReplicated)
+        : isSet(object.under_replicated)
+        ? globalThis.Number(object.under_replicated)
+        : 0,
+      copied: isSet(object.copied) ? globalThis.Number(object.copied) : 0,
+      failed: isSet(object.failed) ? globalThis.Number(object.failed) : 0,
+      lost: isSet(object.lost) ? globalThis.Number(object.lost) : 0,
+      lostObjects: globalThis.Array.isArray(object?.lostObjects)
+        ? object.lostObjects.map((e: any) => LostObject.fromJSON(e))
+        : globalThis.Array.isArray(object?.lost_objects)
+        ? object.lost_objects.map((e: any) => LostObject.fromJSON(e))
+        : [],
+      durationMs: isSet(object.durationMs)
+        ? globalThis.Number(object.durationMs)
+        : isSet(object.duration_ms)
+        ? globalThis.Number(object.duration_ms)
+        : 0,
+      fsIds: globalThis.Array.isArray(object?.fsIds)
+        ? object.fsIds.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.fs_ids)
+        ? object.fs_ids.map((e: any) => globalThis.Number(e))
+        : [],
+      skipped: isSet(object.skipped) ? globalThis.Number(object.skipped) : 0,
+    };
+  },
+
+  toJSON(message: RepairResponse): unknown {
+    const obj: any = {};
+    if (message.checked !== 0) {
+      obj.checked = Math.round(message.checked);
+    }
+    if (message.underReplicated !== 0) {
+      obj.underReplicated = Math.round(message.underReplicated);
+    }
+    if (message.copied !== 0) {
+      obj.copied = Math.round(message.copied);
+    }
+    if (message.failed !== 0) {
+      obj.failed = Math.round(message.failed);
+    }
+    if (message.lost !== 0) {
+      obj.lost = Math.round(message.lost);
+    }
+    if (message.lostObjects?.length) {
+      obj.lostObjects = message.lostObjects.map((e) => LostObject.toJSON(e));
+    }
+    if (message.durationMs !== 0) {
+      obj.durationMs = Math.round(message.durationMs);
+    }
+    if (message.fsIds?.length) {
+      obj.fsIds = message.fsIds.map((e) => Math.round(e));
+    }
+    if (message.skipped !== 0) {
+      obj.skipped = Math.round(message.skipped);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RepairResponse>, I>>(base?: I): RepairResponse {
+    return RepairResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RepairResponse>, I>>(object: I): RepairResponse {
+    const message = createBaseRepairResponse();
+    message.checked = object.checked ?? 0;
+    message.underReplicated = object.underReplicated ?? 0;
+    message.copied = object.copied ?? 0;
+    message.failed = object.failed ?? 0;
+    message.lost = object.lost ?? 0;
+    message.lostObjects = object.lostObjects?.map((e) => LostObject.fromPartial(e)) || [];
+    message.durationMs = object.durationMs ?? 0;
+    message.fsIds = object.fsIds?.map((e) => e) || [];
+    message.skipped = object.skipped ?? 0;
+    return message;
+  },
+};
+
 export type MetaserverService = typeof MetaserverService;
 export const MetaserverService = {
   statFs: {
@@ -4891,6 +5375,16 @@ export const MetaserverService = {
     responseSerialize: (value: ListFsResponse): Buffer => Buffer.from(ListFsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListFsResponse => ListFsResponse.decode(value),
   },
+  /** Admin: one re-replication pass now (also run in the background every --repair-interval). */
+  repair: {
+    path: "/kurve.metaserver.Metaserver/Repair" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RepairRequest): Buffer => Buffer.from(RepairRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RepairRequest => RepairRequest.decode(value),
+    responseSerialize: (value: RepairResponse): Buffer => Buffer.from(RepairResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RepairResponse => RepairResponse.decode(value),
+  },
 } as const;
 
 export interface MetaserverServer extends UntypedServiceImplementation {
@@ -4927,6 +5421,8 @@ export interface MetaserverServer extends UntypedServiceImplementation {
   /** Admin: the MDS creates file systems (embedded mode calls Namespace.createFs directly). */
   createFs: handleUnaryCall<CreateFsRequest, CreateFsResponse>;
   listFs: handleUnaryCall<Ack, ListFsResponse>;
+  /** Admin: one re-replication pass now (also run in the background every --repair-interval). */
+  repair: handleUnaryCall<RepairRequest, RepairResponse>;
 }
 
 export interface MetaserverClient extends Client {
@@ -5286,6 +5782,22 @@ export interface MetaserverClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListFsResponse) => void,
+  ): ClientUnaryCall;
+  /** Admin: one re-replication pass now (also run in the background every --repair-interval). */
+  repair(
+    request: RepairRequest,
+    callback: (error: ServiceError | null, response: RepairResponse) => void,
+  ): ClientUnaryCall;
+  repair(
+    request: RepairRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RepairResponse) => void,
+  ): ClientUnaryCall;
+  repair(
+    request: RepairRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RepairResponse) => void,
   ): ClientUnaryCall;
 }
 

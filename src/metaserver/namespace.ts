@@ -24,6 +24,7 @@ import * as data from './ns-data';
 import * as entries from './ns-entries';
 import { rename } from './ns-rename';
 import * as orphans from './orphans';
+import { Repairer, RepairOptions, RepairSummary } from './repair';
 import { StraySweeper, DEFAULT_STRAY_GRACE_MS } from './sweep';
 import { Allocator, ALLOCATOR_VERSION_BLOCK_MS } from './txn';
 
@@ -49,6 +50,8 @@ export interface NamespaceOptions {
    */
   readonly strayGraceMs?: number;
   readonly sweepIntervalMs?: number;
+  /** Background re-replication of replicated file systems (needs the datastore list of the MDS). See repair.ts. */
+  readonly repair?: RepairOptions;
   readonly gcIntervalMs?: number;
   /** Start the background GC loop (default true). */
   readonly runGc?: boolean;
@@ -67,6 +70,7 @@ export class Namespace implements MetaService, MetaAdmin {
   private constructor(
     readonly engine: KvEngine, readonly core: Core, readonly feed: ChangeFeed, private readonly opts: NamespaceOptions,
     private readonly sweeper?: StraySweeper,
+    private readonly repairer?: Repairer,
   ) {}
 
   static async open(store: KvEngine, opts: NamespaceOptions = {}): Promise<Namespace> {
@@ -78,10 +82,12 @@ export class Namespace implements MetaService, MetaAdmin {
     const core = new Core(engine, feed, allocator, gc, { persistEvents: opts.persistEvents });
     gc.settleUnlinked = (fsId, ino) => orphans.settleUnlinked(core, fsId, ino);
     const sweeper = opts.datastore ? new StraySweeper(engine, gc, opts.datastore, { graceMs: strayGraceMs, intervalMs: opts.sweepIntervalMs }) : undefined;
-    const ns = new Namespace(engine, core, feed, opts, sweeper);
+    const repairer = opts.datastore && opts.repair ? new Repairer(engine, gc, opts.repair) : undefined;
+    const ns = new Namespace(engine, core, feed, opts, sweeper, repairer);
     if (opts.runGc ?? true) {
       gc.start();
       sweeper?.start();
+      repairer?.start();
     }
     if (engine.count) {
       ns.countTimer = setInterval(() => ns.refreshCounts().catch(() => undefined), 15_000);
@@ -296,6 +302,12 @@ export class Namespace implements MetaService, MetaAdmin {
     return this.feed instanceof InProcessFeed ? this.feed.lastSeq(fsId) : 0;
   }
 
+  /** One re-replication pass now, over every replicated file system or only `fsId`. */
+  async repair(fsId?: number): Promise<RepairSummary> {
+    if (!this.repairer) throw fsError('EOPNOTSUPP', 'this metaserver does not re-replicate: it needs the datastore list of the MDS (--mds without --datastore)');
+    return this.repairer.runOnce(fsId);
+  }
+
   /**
    * Makes every acknowledged change durable (MetaService.flush). The engine is shared by all file
    * systems, so this flushes them all: lmdb commits are whole-store anyway.
@@ -318,6 +330,7 @@ export class Namespace implements MetaService, MetaAdmin {
   /** Stops background work and ends subscriptions; the engine stays open (its owner closes it). */
   async close(): Promise<void> {
     if (this.countTimer) clearInterval(this.countTimer);
+    await this.repairer?.stop();
     await this.sweeper?.stop();
     await this.core.gc.stop();
     this.feed.close();

@@ -158,6 +158,14 @@ export function metaserverImpl(ns: Namespace): AsyncService<typeof pb.Metaserver
       const opts = { chunkSize: r.chunkSize || undefined, rootMode: r.rootMode || undefined, uid: r.uid, gid: r.gid };
       return { created: await ns.createFs(r.fsId, opts) };
     },
+    repair: async (r) => {
+      const x = await ns.repair(r.all ? undefined : r.fsId);
+      return {
+        checked: x.checked, underReplicated: x.underReplicated, copied: x.copied, failed: x.failed, lost: x.lost, skipped: x.skipped,
+        lostObjects: x.lostObjects.map((k) => ({ fsId: k.fsId, ino: k.ino, index: k.index, version: k.version })),
+        durationMs: x.durationMs, fsIds: x.fsIds,
+      };
+    },
     listFs: async () => ({ fs: (await ns.listFs()).map((f) => ({ fsId: f.fsId, chunkSize: f.chunkSize, createdMs: f.createdMs })) }),
   };
 }

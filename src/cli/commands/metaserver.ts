@@ -1,6 +1,7 @@
 // `kurve metaserver`: a standalone metaserver (namespace over lmdb) serving gRPC until SIGTERM.
 import { Command } from 'commander';
 import type { DataService } from '../../datastore/api';
+import type { RepairSource } from '../../metaserver/repair';
 import { DEFAULT_GC_GRACE_MS, DEFAULT_METASERVER_LISTEN, DEFAULT_UNLINK_GRACE_MS } from '../../metaserver/defaults';
 
 interface MetaserverFlags {
@@ -18,6 +19,8 @@ interface MetaserverFlags {
   unlinkGrace?: string;
   strayGrace?: string;
   sweepInterval?: string;
+  repairInterval?: string;
+  repairConcurrency?: string;
 }
 
 export function register(program: Command): void {
@@ -38,9 +41,13 @@ export function register(program: Command): void {
     .option('--unlink-grace <duration>', 'keep an unlinked file no session had registered open this long (clients register lazily)', `${DEFAULT_UNLINK_GRACE_MS / 1000}s`)
     .option('--stray-grace <duration>', 'delete datastore objects no chunk map references once older than this (needs datastores)', '24h')
     .option('--sweep-interval <duration>', 'how often to look for such objects (default: a quarter of --stray-grace, at most 1h)')
+    .option('--repair-interval <duration>', 'with --mds (no --datastore): how often to put missing copies of replicated chunks back (0 = only by `kurve repair`)', '60s')
+    .option('--repair-concurrency <n>', 'chunk copies a repair pass makes at once', '4')
     .addHelpText('after', `
 Stops gracefully on SIGTERM/SIGINT: ends change-feed streams, lets in-flight calls finish, closes lmdb.
 Every acknowledged write is synced to disk before the reply. Check a stopped store with \`kurve fsck\`.
+With --mds (and no --datastore) it also re-replicates: every --repair-interval it puts each live chunk
+of a file system with --replicas N > 1 back on its first N live datastores (see \`kurve repair --help\`).
 
 Examples:
   kurve metaserver --data /var/lib/kurve/meta
@@ -52,7 +59,9 @@ Examples:
       const { exitOnSignal } = await import('../../common/service');
       const { parseDuration } = await import('../../common/config');
       const token = flags.token ?? process.env.KURVE_TOKEN;
-      const { datastore, closeDatastores } = await datastoresOf(flags, token);
+      const { datastore, closeDatastores, repairSource } = await datastoresOf(flags, token);
+      const concurrency = Number(flags.repairConcurrency ?? '4');
+      if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new Error(`invalid --repair-concurrency '${flags.repairConcurrency}': a positive integer`);
       const createFs = (flags.createFs ?? []).map((v) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`--create-fs: '${v}' is not a file system id`);
@@ -63,6 +72,7 @@ Examples:
         unlinkGraceMs: parseDuration(flags.unlinkGrace ?? `${DEFAULT_UNLINK_GRACE_MS / 1000}s`),
         strayGraceMs: parseDuration(flags.strayGrace ?? '24h'),
         sweepIntervalMs: flags.sweepInterval ? parseDuration(flags.sweepInterval) : undefined,
+        repair: repairSource && { source: repairSource, intervalMs: parseDuration(flags.repairInterval ?? '60s'), concurrency },
       };
       if (!flags.etcd && !flags.data) throw new Error('kurve metaserver needs --data DIR (lmdb) or --etcd HOST:PORT,...');
       const ms = flags.etcd
@@ -84,7 +94,9 @@ Examples:
  * The datastores this metaserver deletes objects from, sweeps and sums for statfs: the --datastore
  * list, else (with --mds) every datastore the MDS lists, kept up to date; else none.
  */
-async function datastoresOf(flags: MetaserverFlags, token: string | undefined): Promise<{ datastore?: DataService; closeDatastores: () => void }> {
+async function datastoresOf(flags: MetaserverFlags, token: string | undefined): Promise<{
+  datastore?: DataService; closeDatastores: () => void; repairSource?: RepairSource;
+}> {
   const { parseAddressList } = await import('../../datastore/server');
   const { DataClient } = await import('../../datastore/client');
   const { DataRouter } = await import('../../datastore/router');
@@ -99,5 +111,7 @@ async function datastoresOf(flags: MetaserverFlags, token: string | undefined): 
   const mds = new MdsClient(flags.mds, { token });
   // In the background: the metaserver must start (and register) while the MDS is not up yet.
   const dir = await DatastoreDirectory.open(mds, { background: true, client: { token } });
-  return { datastore: dir.router, closeDatastores: () => { dir.close(); mds.close(); } };
+  // Re-replication places copies as clients do: over the MDS's datastore ids and replica counts.
+  const repairSource: RepairSource = { fileSystems: () => mds.listFs(), nodes: () => dir.nodes() };
+  return { datastore: dir.router, closeDatastores: () => { dir.close(); mds.close(); }, repairSource };
 }
