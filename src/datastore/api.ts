@@ -52,6 +52,11 @@ export interface DataService {
    * `fd`, zeros past its end, read by the store itself into the buffer it writes the object from.
    */
   putFromFile?(key: ChunkKey, fd: number, offset: number, length: number, opts?: PutOptions): Promise<void>;
+  /**
+   * Optional (a local store): stores the object `from` also under the key `to`, sharing its bytes
+   * (copy_file_range of stored chunks). Resolves false when `from` is not stored.
+   */
+  linkObject?(from: ChunkKey, to: ChunkKey, opts?: PutOptions): Promise<boolean>;
   /** Optional: makes every object put so far with deferSync durable (fsync). */
   flush?(): Promise<void>;
   /** Reads [offset, offset+length) of an object (length -1: to the end); FsError ENOENT if absent, EIO if corrupt. */

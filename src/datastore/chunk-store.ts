@@ -12,17 +12,19 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Errno, ErrnoName, fsError, FsError } from '../common/errno';
+import { fsError } from '../common/errno';
 import { moduleLogger } from '../common/logger';
 import { counter, gauge } from '../common/metrics';
-import { syncFileSystem } from '../common/syncfs';
 import { ChunkKey, DataService, DataStats, ListedObject, ObjectPage, PutOptions } from './api';
-import { forEachLimited } from '../common/limited';
-import { syncPath, writeFully, writeFullySync } from './file-io';
+import { writeFully, writeFullySync } from './file-io';
+import { ObjectSyncs } from './object-syncs';
 import { countObjects, saveCounts, takeSavedCounts } from './store-counts';
 import { takePidLock } from '../common/pid-lock';
 import { DIRECT_MIN_BYTES, readInto, releaseImage, takeImage, writeObjectDirect } from './direct-write';
+import { formatKey, ioError, validateKey } from './object-keys';
 import { checksums, ChecksumError, decodeFixedHeader, decodeHeader, encodeHeader, HEADER_BYTES, verifyBlocks } from './chunk-format';
+
+export { formatKey, validateKey } from './object-keys';
 
 const log = moduleLogger('datastore');
 /** The store's owner lock (a pid file): one live store per directory. */
@@ -57,43 +59,9 @@ export interface ChunkStoreOptions {
   readonly deferredSyncMs?: number;
 }
 
-const MAX_U32 = 0xffffffff;
-
-/** Throws EINVAL with a reason unless every field is a non-negative integer in range. */
-export function validateKey(key: ChunkKey | undefined): asserts key is ChunkKey {
-  if (!key || typeof key !== 'object') throw fsError('EINVAL', 'missing chunk key');
-  for (const f of ['fsId', 'ino', 'index', 'version'] as const) {
-    const v = key[f];
-    if (!Number.isSafeInteger(v) || v < 0 || (f === 'fsId' && v > MAX_U32)) {
-      throw fsError('EINVAL', `invalid chunk key: ${f} must be a non-negative integer, got ${String(v)}`);
-    }
-  }
-}
-
-/** A Node fs error (ENOSPC, EACCES, EMFILE…) as an FsError with the same errno and some context. */
-function ioError(err: unknown, what: string): unknown {
-  if (err instanceof FsError) return err;
-  const code = (err as NodeJS.ErrnoException)?.code;
-  if (typeof code === 'string' && code in Errno) return new FsError(Errno[code as ErrnoName], `${what}: ${(err as Error).message}`);
-  return err;
-}
-
 /** Objects up to this size, when no fsync is due at once, are written with synchronous calls. */
 const SYNC_PUT_BYTES = 256 * 1024;
 
-/**
- * flush() with more files and directories than this to sync calls syncfs(2) once instead: it
- * also writes out whatever else is dirty on that file system, so a handful of objects still get
- * their own fsyncs.
- */
-const SYNCFS_OVER = 32;
-
-/** fsyncs that flush() runs at once (the libuv threadpool has 4 threads). */
-const SYNC_PARALLELISM = 4;
-
-export function formatKey(k: ChunkKey): string {
-  return `fs=${k.fsId} ino=${k.ino} index=${k.index} version=${k.version}`;
-}
 
 export class ChunkStore implements DataService {
   private readonly objects: string;
@@ -107,13 +75,10 @@ export class ChunkStore implements DataService {
   /** Per-object operation chains, so concurrent put/delete of one key keep the counters right. */
   private readonly locks = new Map<string, Promise<unknown>>();
   /** Objects (and directories) written with deferSync and not yet fsync'ed: flush() syncs them. */
-  private unsyncedFiles = new Set<string>();
-  private unsyncedDirs = new Set<string>();
+  private readonly syncs: ObjectSyncs;
   /** Deferred puts still running: flush() waits for them, so it covers every put before it. */
   private readonly deferredPuts = new Set<Promise<void>>();
   private readonly deferredSyncMs: number;
-  /** The running flush (flushes are chained, see flush()). */
-  private flushing: Promise<void> = Promise.resolve();
   private syncTimer?: NodeJS.Timeout;
   /** Temp names: a random prefix per store (two stores never share one) and a counter. */
   private readonly tmpPrefix = `${randomBytes(6).toString('hex')}-`;
@@ -127,6 +92,7 @@ export class ChunkStore implements DataService {
     this.sync = opts.sync ?? true;
     this.direct = opts.directIo ?? true;
     this.deferredSyncMs = opts.deferredSyncMs ?? 5000;
+    this.syncs = new ObjectSyncs(this.objects, this.sync);
   }
 
   /** Opens (creating if needed) a store in `dir`: clears leftover temp files, counts objects. */
@@ -289,10 +255,7 @@ export class ChunkStore implements DataService {
       created = fs.mkdirSync(dir, { recursive: true }) ?? created;
       fs.renameSync(tmp, target);
     }
-    if (defer) {
-      this.unsyncedFiles.add(target);
-      for (const d of this.dirsToSync(dir, created)) this.unsyncedDirs.add(d);
-    }
+    void this.syncs.placed(target, created, defer); // deferred, or not syncing: nothing to wait for
     this.account(old?.size, header.length + data.length);
   }
 
@@ -347,13 +310,39 @@ export class ChunkStore implements DataService {
       const created = await fs.promises.mkdir(dir, { recursive: true });
       const old = await fs.promises.stat(target).catch(() => undefined);
       await fs.promises.rename(tmp, target);
-      if (defer) {
-        this.unsyncedFiles.add(target);
-        for (const d of this.dirsToSync(dir, created)) this.unsyncedDirs.add(d);
-      } else if (this.sync) {
-        await this.syncDirs(this.dirsToSync(dir, created));
-      }
+      await this.syncs.placed(target, created, defer);
       this.account(old?.size, size);
+    });
+  }
+
+  /**
+   * Stores the object `from` also as `to` without copying a byte: a hard link (objects are never
+   * changed in place, and a delete removes one name). False when `from` is not stored (any more).
+   */
+  async linkObject(from: ChunkKey, to: ChunkKey, opts?: PutOptions): Promise<boolean> {
+    validateKey(from);
+    validateKey(to);
+    const defer = this.sync && opts?.deferSync === true;
+    const source = this.objectPath(from);
+    const target = this.objectPath(to);
+    return this.locked(target, async () => {
+      const dir = path.dirname(target);
+      let created: string | undefined;
+      for (let attempt = 1; ; attempt++) {
+        created = (await fs.promises.mkdir(dir, { recursive: true })) ?? created;
+        try {
+          await fs.promises.link(source, target);
+          break;
+        } catch (err) {
+          // ENOENT: the source is gone, or deleteInode removed the (empty) target directory.
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 1) throw ioError(err, `linking chunk ${formatKey(from)} as ${formatKey(to)}`);
+          if (!fs.existsSync(source)) return false;
+        }
+      }
+      await this.syncs.placed(target, created, defer);
+      this.account(undefined, (await fs.promises.stat(target)).size);
+      this.publish();
+      return true;
     });
   }
 
@@ -364,55 +353,14 @@ export class ChunkStore implements DataService {
     this.used += size;
   }
 
-  /** The object's directory, and every directory mkdir just created up to the existing one. */
-  private dirsToSync(dir: string, created: string | undefined): string[] {
-    const dirs = [dir];
-    if (created) {
-      for (let d = dir; d.length > this.objects.length; d = path.dirname(d)) {
-        dirs.push(path.dirname(d));
-        if (d === created) break;
-      }
-    }
-    return [...new Set(dirs)];
-  }
-
-  private async syncDirs(dirs: readonly string[]): Promise<void> {
-    for (const d of dirs) await syncPath(d);
-  }
-
   /**
    * Makes every object put with deferSync so far durable: waits for such puts still running, then
-   * fsyncs their files and directories (files first: a directory entry must not outlive its data).
-   * An fsync failure is reported (EIO), and the objects stay listed for the next flush.
+   * fsyncs their files and directories (object-syncs.ts).
    */
   async flush(): Promise<void> {
-    // One at a time: a flush that found the lists empty because a running one (the background
-    // timer's) had taken them must still wait until those objects are durable.
-    const run = this.flushing.then(() => this.flushNow(), () => this.flushNow());
-    this.flushing = run.catch(() => undefined);
-    return run;
-  }
-
-  private async flushNow(): Promise<void> {
-    if (this.deferredPuts.size > 0) await Promise.all([...this.deferredPuts]);
-    if (this.unsyncedFiles.size === 0 && this.unsyncedDirs.size === 0) return;
-    const files = this.unsyncedFiles;
-    const dirs = this.unsyncedDirs;
-    this.unsyncedFiles = new Set();
-    this.unsyncedDirs = new Set();
-    try {
-      if (files.size + dirs.size > SYNCFS_OVER) {
-        // Many objects (a copied tree of small files): one commit of the whole file system.
-        await syncFileSystem(this.objects);
-      } else {
-        await forEachLimited([...files], SYNC_PARALLELISM, (f) => syncPath(f, true));
-        await forEachLimited([...dirs], SYNC_PARALLELISM, (d) => syncPath(d, true));
-      }
-    } catch (err) {
-      for (const f of files) this.unsyncedFiles.add(f);
-      for (const d of dirs) this.unsyncedDirs.add(d);
-      throw ioError(err, 'syncing chunk objects');
-    }
+    return this.syncs.flush(async () => {
+      if (this.deferredPuts.size > 0) await Promise.all([...this.deferredPuts]);
+    });
   }
 
   async get(key: ChunkKey, offset = 0, length = -1): Promise<Buffer> {

@@ -5,7 +5,7 @@
 import { moduleLogger } from '../common/logger';
 import type { DataService, PutOptions } from '../datastore/api';
 import type { ChunkRef, MetaService } from '../metaserver/api';
-import { uploadedBytes } from './client-metrics';
+import { linkedBytes, uploadedBytes } from './client-metrics';
 import type { InodeData } from './inode-data';
 
 const log = moduleLogger('file-data');
@@ -92,6 +92,32 @@ export class ChunkUploads {
       .catch((err: unknown) => log.debug({ ino: st.ino, index, err: String(err) }, 'early upload failed; flush will upload'))
       .finally(() => st.uploading.delete(index));
     st.uploading.set(index, p);
+  }
+
+  /**
+   * copy_file_range just wrote the bytes of the stored chunk `from.ref` (of inode `from.ino`) as
+   * chunk `index` of `dst`: a store that links objects (`kurve up`) stores them under dst's key
+   * without moving a byte, as if uploaded early; flush then only commits. If dst's chunk is written
+   * again meanwhile (or the source object is gone), flush uploads it as usual.
+   */
+  link(from: { ino: number; ref: ChunkRef }, dst: InodeData, index: number): void {
+    const linkObject = this.d.data.linkObject;
+    const gen = dst.dirty.get(index);
+    if (!linkObject || gen === undefined || dst.uploading.has(index)) return;
+    const p = (async () => {
+      const version = await this.d.meta.allocChunkVersions(this.d.fsId, 1);
+      const source = { fsId: this.d.fsId, ino: from.ino, index: from.ref.index, version: from.ref.version };
+      if (!(await linkObject.call(this.d.data, source, { fsId: this.d.fsId, ino: dst.ino, index, version }, DEFER_SYNC))) return;
+      if (dst.dirty.get(index) !== gen) {
+        this.deleteObject(dst.ino, index, version);
+        return;
+      }
+      this.note(dst, { index, version, length: from.ref.length }, gen);
+      linkedBytes.inc(from.ref.length);
+    })()
+      .catch((err: unknown) => log.debug({ ino: dst.ino, index, err: String(err) }, 'linking a copied chunk failed; flush will upload it'))
+      .finally(() => dst.uploading.delete(index));
+    dst.uploading.set(index, p);
   }
 
   /** `ref` holds generation `gen` of its chunk (uncommitted); an older such upload is garbage. */

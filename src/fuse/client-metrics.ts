@@ -58,6 +58,10 @@ export const uploadedBytes = counter({
   name: 'kurve_client_uploaded_bytes_total',
   help: 'Bytes of chunk objects uploaded to datastores (flush, fsync, close)',
 });
+export const linkedBytes = counter({
+  name: 'kurve_client_linked_bytes_total',
+  help: 'Bytes of chunks copy_file_range stored by linking the source\'s object in a local datastore (nothing uploaded)',
+});
 export const commits = counter({
   name: 'kurve_client_commits_total',
   help: 'Data commits (new chunk versions) sent to the metaserver',

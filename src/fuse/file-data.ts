@@ -225,6 +225,22 @@ export class FileData implements Evictor {
     cacheFetchedBytes.inc(len);
   }
 
+  /**
+   * The stored object chunk `index` is, when its local bytes are exactly that object (clean, held
+   * at its version, no passthrough writer) and the store can link objects: copy_file_range then
+   * links it for the destination instead of uploading the bytes again (linkCopied).
+   */
+  storedClean(st: InodeData, index: number): ChunkRef | undefined {
+    if (!this.d.data.linkObject || st.writablePtHandles > 0 || st.dirty.has(index)) return undefined;
+    const ref = st.refs.get(index);
+    return ref && ref.length > 0 && st.present.get(index) === ref.version ? ref : undefined;
+  }
+
+  /** Chunk `index` of `dst` was just written with the bytes of `from` (storedClean): link it. */
+  linkCopied(from: { ino: number; ref: ChunkRef }, dst: InodeData, index: number): void {
+    this.uploads.link(from, dst, index);
+  }
+
   /** Makes every chunk of the file local (warmup; passthrough needs it). */
   async fetchAll(st: InodeData): Promise<void> {
     if (st.mapStale && st.ptHandles === 0) await st.serialize(() => this.refreshLocked(st));
@@ -235,7 +251,8 @@ export class FileData implements Evictor {
 
   // ---- writes -------------------------------------------------------------------------------
 
-  async write(st: InodeData, offset: number, data: Buffer): Promise<number> {
+  /** `early`: chunks this write completes may be uploaded before the flush (see ChunkUploads.early). */
+  async write(st: InodeData, offset: number, data: Buffer, early = true): Promise<number> {
     if (st.mapStale && st.ptHandles === 0) await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
     const end = offset + data.length;
     const cs = this.d.chunkSize;
@@ -270,7 +287,7 @@ export class FileData implements Evictor {
     }
     st.localMtime = nowTimespec();
     // Chunks this write completed (it reached their end) can go up while the writer goes on.
-    for (let i = first; i <= last && st.uploading.size < this.d.earlyUploads; i++) {
+    for (let i = first; early && i <= last && st.uploading.size < this.d.earlyUploads; i++) {
       if ((i + 1) * cs <= end) this.uploads.early(st, i);
     }
     return data.length;

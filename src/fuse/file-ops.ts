@@ -40,7 +40,7 @@ const O_ACCMODE = 3;
 const O_RDONLY = 0;
 const { O_TRUNC, O_DIRECT, O_EXCL, O_DSYNC } = fs.constants;
 
-/** copy_file_range: most bytes copied per request (its reply's size is 32-bit), and per step. */
+/** copy_file_range: most bytes copied per request (its reply's size is 32-bit), and per step when the two chunk sizes differ. */
 const COPY_MAX = 256 * 1024 * 1024;
 const COPY_STEP = 4 * 1024 * 1024;
 
@@ -437,12 +437,20 @@ export class FileOps {
     this.data.adoptPassthroughWrites(src.st);
     this.data.adoptPassthroughWrites(dst.st);
     const total = Math.min(req.len, COPY_MAX);
+    const cs = src.st.chunkSize;
+    // A chunk at a time when both files have one chunk size: whole chunks can then be linked.
+    const step = cs === dst.st.chunkSize ? cs : COPY_STEP;
     let done = 0;
     while (done < total) {
-      const want = Math.min(COPY_STEP - ((req.offIn + done) % COPY_STEP), total - done);
-      const buf = await this.data.read(src.st, req.offIn + done, want, true);
+      const from = req.offIn + done;
+      const to = req.offOut + done;
+      const want = Math.min(step - (from % step), total - done);
+      const buf = await this.data.read(src.st, from, want, true);
       if (buf.length === 0) break; // the source's end
-      done += await this.data.write(dst.st, req.offOut + done, buf);
+      // Taken right after the read (no I/O can complete in between): the object those bytes are.
+      const stored = buf.length === cs && from % cs === 0 && to % cs === 0 && step === cs ? this.data.storedClean(src.st, from / cs) : undefined;
+      done += await this.data.write(dst.st, to, buf, stored === undefined);
+      if (stored) this.data.linkCopied({ ino: src.st.ino, ref: stored }, dst.st, to / cs);
       if (buf.length < want) break;
     }
     readBytes.inc(done);

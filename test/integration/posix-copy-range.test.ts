@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { cleanupKurve, Daemon, kurveMount, kurveUp, py, tempDir, timeVisible } from '../helpers/kurve-mount';
+import { cleanupKurve, Daemon, kurveMount, kurveUp, py, tempDir, timeVisible, waitFor } from '../helpers/kurve-mount';
 import { describeIf, whyNoFuse } from '../helpers/privileged';
 
 const J = JSON.stringify;
@@ -36,7 +36,11 @@ out({'res': res, 'dst': hashlib.sha1(open(d + '/dst', 'rb').read()).hexdigest(),
 describeIf([whyNoFuse()], 'copy_file_range inside a Kurve mount', () => {
   let a: Daemon;
   let b: Daemon;
+  let dataDir: string;
   let n = 0;
+  /** The datastore objects of inode `ino` (kurve up keeps them under <data>/…/objects/…/<ino>/). */
+  const objectsOf = (ino: number): string[] => (fs.readdirSync(dataDir, { recursive: true }) as string[])
+    .filter((f) => path.basename(path.dirname(f)) === String(ino) && /^\d+\.\d+$/.test(path.basename(f)));
   const fresh = async (): Promise<[string, string]> => {
     const d = path.join(a.mountpoint, `c${++n}`);
     await fsp.mkdir(d);
@@ -47,7 +51,9 @@ describeIf([whyNoFuse()], 'copy_file_range inside a Kurve mount', () => {
   const requests = (d: Daemon, op: string): Promise<number> => d.metric('kurve_fuse_requests_total', `op="${op}"`);
 
   beforeAll(async () => {
-    a = await kurveUp();
+    // A short unlink grace: a deleted source's objects go soon after (the linked copy must stay).
+    dataDir = path.join(tempDir(), 'data');
+    a = await kurveUp({ dataDir, mountpoint: path.join(tempDir(), 'mnt'), args: ['--no-bpf', '--unlink-grace', '1s'] });
     b = await kurveMount(a);
   }, 60_000);
   afterAll(async () => {
@@ -136,4 +142,28 @@ os.close(s); os.close(t)`,
     expect((await fsp.readFile(path.join(d, 'dst'))).equals(data)).toBe(true);
     expect((await fsp.readFile(path.join(bd, 'dst'))).equals(data)).toBe(true);
   });
+
+  it('whole stored chunks are linked in the datastore, not uploaded again; the copy outlives its source', async () => {
+    const [d] = await fresh();
+    const data = pattern(9 * MiB + 5, 4);
+    await fsp.writeFile(path.join(d, 'src'), data);
+    const linked0 = await a.metric('kurve_client_linked_bytes_total');
+    const uploaded0 = await a.metric('kurve_client_uploaded_bytes_total');
+    execFileSync('cp', [path.join(d, 'src'), path.join(d, 'dst')]);
+    // Chunks 0 and 1 (4 MiB each) linked; only the last, partial one was uploaded.
+    expect((await a.metric('kurve_client_linked_bytes_total')) - linked0).toBe(8 * MiB);
+    expect((await a.metric('kurve_client_uploaded_bytes_total')) - uploaded0).toBe(MiB + 5);
+    // Written over after the copy: that chunk is uploaded afresh, the others stay linked.
+    py(`fd = os.open(${J(path.join(d, 'dst'))}, os.O_WRONLY); os.pwrite(fd, b'XYZ', ${4 * MiB + 10}); os.close(fd); out(1)`);
+    data.write('XYZ', 4 * MiB + 10);
+    const srcIno = (await fsp.stat(path.join(d, 'src'))).ino;
+    expect(objectsOf(srcIno)).toHaveLength(3);
+    await fsp.unlink(path.join(d, 'src'));
+    // The source's objects are purged after the 1 s unlink grace; a client with an empty cache
+    // then reads the copy from the datastore.
+    await waitFor('the source\'s objects purged', () => objectsOf(srcIno).length === 0, 15_000, 100);
+    const c = await kurveMount(a);
+    expect((await fsp.readFile(path.join(c.mountpoint, `c${n}`, 'dst'))).equals(data)).toBe(true);
+    expect((await fsp.readFile(path.join(d, 'dst'))).equals(data)).toBe(true);
+  }, 60_000);
 });

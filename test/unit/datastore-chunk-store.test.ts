@@ -104,6 +104,23 @@ describe('ChunkStore', () => {
     expect(st.usedBytes).toBe(0);
   });
 
+  it('links an object under another key: same bytes, no copy, independent deletes; false for an absent source', async () => {
+    const data = randomBytes(4 * MiB + 5);
+    await store.put(key(60, 2, 7), data);
+    expect(await store.linkObject(key(60, 2, 7), key(61, 0, 9), { deferSync: true })).toBe(true);
+    expect((await store.get(key(61, 0, 9))).equals(data)).toBe(true);
+    // One file, two names: the bytes are stored once.
+    expect(fs.statSync(objectFile(dir, key(61, 0, 9))).ino).toBe(fs.statSync(objectFile(dir, key(60, 2, 7))).ino);
+    expect((await store.stats()).objects).toBe(2);
+    expect(await store.deleteInode(1, 60)).toBe(1);
+    expect((await store.get(key(61, 0, 9))).equals(data)).toBe(true);
+    expect(await store.linkObject(key(60, 2, 7), key(62, 0, 1))).toBe(false);
+    expect((await errnoOf(store.get(key(62, 0, 1)))).errno).toBe(Errno.ENOENT);
+    await store.flush();
+    await store.delete(key(61, 0, 9));
+    expect((await store.stats()).objects).toBe(0);
+  });
+
   it('replaces an object put twice and counts it once', async () => {
     await store.put(key(50), Buffer.from('first'));
     await store.put(key(50), Buffer.from('second!'));
