@@ -94,6 +94,22 @@ export class ChunkUploads {
     st.uploading.set(index, p);
   }
 
+  /** The store can link objects (storedClean, link). */
+  get canLink(): boolean {
+    return this.d.data.linkObject !== undefined;
+  }
+
+  /**
+   * The stored object chunk `index` is, when its local bytes are exactly that object (clean, held
+   * at its version, no passthrough writer) and the store can link: copy_file_range then links it
+   * for the destination instead of uploading the bytes again (link()).
+   */
+  storedClean(st: InodeData, index: number): ChunkRef | undefined {
+    if (!this.canLink || st.writablePtHandles > 0 || st.dirty.has(index)) return undefined;
+    const ref = st.refs.get(index);
+    return ref && ref.length > 0 && st.present.get(index) === ref.version ? ref : undefined;
+  }
+
   /**
    * copy_file_range just wrote the bytes of the stored chunk `from.ref` (of inode `from.ino`) as
    * chunk `index` of `dst`: a store that links objects (`kurve up`) stores them under dst's key

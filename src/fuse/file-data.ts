@@ -40,7 +40,8 @@ const MAX_COMMIT_CHUNKS = 1024;
 
 export class FileData implements Evictor {
   private readonly inodes = new Map<number, InodeData>();
-  private readonly uploads: ChunkUploads;
+  /** Chunk uploads, and the links copy_file_range makes instead (ChunkUploads.link). */
+  readonly uploads: ChunkUploads;
 
   constructor(private readonly d: FileDataDeps) {
     d.cache.setEvictor(this);
@@ -225,22 +226,6 @@ export class FileData implements Evictor {
     cacheFetchedBytes.inc(len);
   }
 
-  /**
-   * The stored object chunk `index` is, when its local bytes are exactly that object (clean, held
-   * at its version, no passthrough writer) and the store can link objects: copy_file_range then
-   * links it for the destination instead of uploading the bytes again (linkCopied).
-   */
-  storedClean(st: InodeData, index: number): ChunkRef | undefined {
-    if (!this.d.data.linkObject || st.writablePtHandles > 0 || st.dirty.has(index)) return undefined;
-    const ref = st.refs.get(index);
-    return ref && ref.length > 0 && st.present.get(index) === ref.version ? ref : undefined;
-  }
-
-  /** Chunk `index` of `dst` was just written with the bytes of `from` (storedClean): link it. */
-  linkCopied(from: { ino: number; ref: ChunkRef }, dst: InodeData, index: number): void {
-    this.uploads.link(from, dst, index);
-  }
-
   /** Makes every chunk of the file local (warmup; passthrough needs it). */
   async fetchAll(st: InodeData): Promise<void> {
     if (st.mapStale && st.ptHandles === 0) await st.serialize(() => this.refreshLocked(st));
@@ -253,8 +238,39 @@ export class FileData implements Evictor {
 
   /** `early`: chunks this write completes may be uploaded before the flush (see ChunkUploads.early). */
   async write(st: InodeData, offset: number, data: Buffer, early = true): Promise<number> {
+    await this.writeWith(st, offset, data.length, () => st.backing.write(data, offset), early);
+    return data.length;
+  }
+
+  /**
+   * copy_file_range's fast path: `length` bytes of `src` at `srcOffset` written at `offset` of `st`,
+   * copied by the kernel between the two backing files. False (nothing done) when every source
+   * chunk is not local and current, or the kernel cannot copy between them: use read + write.
+   */
+  async copyLocal(src: InodeData, srcOffset: number, st: InodeData, offset: number, length: number, early: boolean, taken: () => void): Promise<boolean> {
+    if ((src.mapStale && src.ptHandles === 0) || !this.allLocal(src, srcOffset, length)) return false;
+    let copied = false;
+    await this.writeWith(st, offset, length, () => {
+      // Checked again in the tick the bytes move (writeWith may have waited for a fetch).
+      copied = this.allLocal(src, srcOffset, length) && st.backing.copyFrom(src.backing, srcOffset, offset, length);
+      if (!copied) throw new CopyFallback();
+      taken();
+    }, early).catch((err: unknown) => {
+      if (!(err instanceof CopyFallback)) throw err;
+    });
+    return copied;
+  }
+
+  private allLocal(st: InodeData, offset: number, length: number): boolean {
+    const cs = this.d.chunkSize;
+    for (let i = Math.floor(offset / cs); i <= Math.floor((offset + length - 1) / cs); i++) if (!st.isLocal(i)) return false;
+    return true;
+  }
+
+  /** The bookkeeping of a write of [offset, offset+length) whose bytes `put` stores in the backing file. */
+  private async writeWith(st: InodeData, offset: number, length: number, put: () => void, early: boolean): Promise<void> {
     if (st.mapStale && st.ptHandles === 0) await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
-    const end = offset + data.length;
+    const end = offset + length;
     const cs = this.d.chunkSize;
     const first = Math.floor(offset / cs);
     const last = Math.floor((end - 1) / cs);
@@ -280,7 +296,7 @@ export class FileData implements Evictor {
         markDirty(); // still pinned: see read()
       });
     }
-    st.backing.write(data, offset);
+    put();
     if (end > st.size) {
       st.size = end;
       st.sizeDirty = true;
@@ -290,7 +306,6 @@ export class FileData implements Evictor {
     for (let i = first; early && i <= last && st.uploading.size < this.d.earlyUploads; i++) {
       if ((i + 1) * cs <= end) this.uploads.early(st, i);
     }
-    return data.length;
   }
 
   /** Sets the size (truncate up or down) and commits it with any dirty data. */
@@ -575,3 +590,6 @@ export function nowTimespec(): { sec: number; nsec: number } {
 export function notSupported(what: string): FsError {
   return new FsError(Errno.EOPNOTSUPP, what);
 }
+
+/** copyLocal(): the kernel could not copy, nothing was written (the caller copies through a buffer). */
+class CopyFallback extends Error {}

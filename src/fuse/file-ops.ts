@@ -18,7 +18,7 @@
 import * as fs from 'node:fs';
 import { Errno, FsError, toErrno } from '../common/errno';
 import { moduleLogger } from '../common/logger';
-import type { Attr, MetaService } from '../metaserver/api';
+import type { Attr, ChunkRef, MetaService } from '../metaserver/api';
 import {
   FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, FOPEN_PASSTHROUGH, FUSE_OPEN_KILL_SUIDGID,
   FUSE_WRITE_KILL_SUIDGID, SEEK_DATA, SEEK_HOLE,
@@ -444,14 +444,27 @@ export class FileOps {
     while (done < total) {
       const from = req.offIn + done;
       const to = req.offOut + done;
-      const want = Math.min(step - (from % step), total - done);
-      const buf = await this.data.read(src.st, from, want, true);
-      if (buf.length === 0) break; // the source's end
-      // Taken right after the read (no I/O can complete in between): the object those bytes are.
-      const stored = buf.length === cs && from % cs === 0 && to % cs === 0 && step === cs ? this.data.storedClean(src.st, from / cs) : undefined;
-      done += await this.data.write(dst.st, to, buf, stored === undefined);
-      if (stored) this.data.linkCopied({ ino: src.st.ino, ref: stored }, dst.st, to / cs);
-      if (buf.length < want) break;
+      const want = Math.min(step - (from % step), total - done, src.st.size - from);
+      if (want <= 0) break; // the source's end
+      // A whole chunk of a store that links objects (`kurve up`) is linked, not uploaded early.
+      const link = want === cs && from % cs === 0 && to % cs === 0 && step === cs && this.data.uploads.canLink;
+      let stored: ChunkRef | undefined;
+      // Called in the tick the bytes are taken (no I/O completes in between): the object they are.
+      const taken = (): void => {
+        stored = link ? this.data.uploads.storedClean(src.st, from / cs) : undefined;
+      };
+      // Local source chunks are copied by the kernel between the backing files; others are read
+      // (fetched) and written.
+      let n = want;
+      if (!(await this.data.copyLocal(src.st, from, dst.st, to, want, !link, taken))) {
+        const buf = await this.data.read(src.st, from, want, true);
+        taken();
+        if (buf.length < cs) stored = undefined;
+        n = buf.length === 0 ? 0 : await this.data.write(dst.st, to, buf, !link);
+      }
+      if (stored) this.data.uploads.link({ ino: src.st.ino, ref: stored }, dst.st, to / cs);
+      done += n;
+      if (n < want) break;
     }
     readBytes.inc(done);
     writtenBytes.inc(done);

@@ -74,10 +74,11 @@ describeIf([whyNoFuse()], 'copy_file_range inside a Kurve mount', () => {
     expect((await fsp.readFile(path.join(b.mountpoint, `c${n}`, 'dst'))).equals(data)).toBe(true);
   });
 
-  it('ranges at odd offsets into an existing file, past the source end, and at it', async () => {
+  it('ranges at odd offsets into an existing file, over a truncated-up tail, past the source end, and at it', async () => {
     const [d, l] = await fresh();
     const setup = `
 open(d + '/src', 'wb').write(bytes((i * 131 + 7) & 255 for i in range(${6 * MiB + 333})))
+os.truncate(d + '/src', ${7 * MiB})
 open(d + '/dst', 'wb').write(b'\\x5a' * ${5 * MiB + 17})`;
     const calls = `
 s = os.open(d + '/src', os.O_RDONLY)
@@ -89,8 +90,9 @@ res.append(os.copy_file_range(s, t, 100, ${9 * MiB}, 0))
 os.close(s); os.close(t)`;
     const r = sameAsLocal(d, l, setup, calls);
     expect(r.kurve).toEqual(r.local);
-    // From the first call's end to the second's start the destination keeps a hole (zeros).
-    expect((r.kurve as { res: number[] }).res).toEqual([3 * MiB + 11, MiB + 333, 0, 0]);
+    // From the first call's end to the second's start the destination keeps a hole (zeros); the
+    // source's tail past its written bytes (truncate up) copies as zeros.
+    expect((r.kurve as { res: number[] }).res).toEqual([3 * MiB + 11, 2 * MiB, 100, 0]);
   });
 
   it('a source with a hole copies zeros; a copy within one file (ranges apart) works', async () => {

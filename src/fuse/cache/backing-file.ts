@@ -3,6 +3,7 @@
 // Invariant kept by the owner: every byte of a chunk the client does NOT hold reads as zero.
 import * as fs from 'node:fs';
 import koffi from 'koffi';
+import { FsError } from '../../common/errno';
 import { punchHole } from '../falloc';
 
 const SEEK_DATA = 3;
@@ -14,6 +15,15 @@ function lseek(fd: number, offset: number, whence: number): number {
   lseekFn ??= koffi.load('libc.so.6').func('int64_t lseek(int fd, int64_t offset, int whence)') as LseekFn;
   return lseekFn(fd, offset, whence);
 }
+
+type CopyRangeFn = (fdIn: number, offIn: Buffer, fdOut: number, offOut: Buffer, len: number, flags: number) => number;
+let copyRangeFn: CopyRangeFn | undefined;
+function copyRange(): CopyRangeFn {
+  copyRangeFn ??= koffi.load('libc.so.6').func('int64_t copy_file_range(int fd_in, void *off_in, int fd_out, void *off_out, size_t len, unsigned int flags)') as CopyRangeFn;
+  return copyRangeFn;
+}
+/** copy_file_range errnos that mean "not between these files" (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP). */
+const NO_KERNEL_COPY = new Set([18, 22, 38, 95]);
 
 function readAt(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
@@ -74,6 +84,38 @@ export class BackingFile {
     const fd = this.fd;
     while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, offset + done);
     if (offset + data.length > this.sizeValue) this.sizeValue = offset + data.length;
+  }
+
+  /**
+   * Writes `length` bytes of `src` from `srcOffset` at `offset`, copied inside the kernel
+   * (copy_file_range(2): the bytes never pass through this process); past src's end they are
+   * zeros. False, with nothing written, when the kernel cannot copy between these two files: the
+   * caller then copies through a buffer.
+   */
+  copyFrom(src: BackingFile, srcOffset: number, offset: number, length: number): boolean {
+    if (src.closed) return false;
+    let done = 0;
+    const inFd = src.openFd; // never created: all zeros, nothing to copy
+    if (inFd !== undefined) {
+      const offIn = Buffer.alloc(8);
+      const offOut = Buffer.alloc(8);
+      offIn.writeBigInt64LE(BigInt(srcOffset));
+      offOut.writeBigInt64LE(BigInt(offset));
+      const fd = this.fd;
+      while (done < length) {
+        const n = copyRange()(inFd, offIn, fd, offOut, length - done, 0);
+        if (n < 0) {
+          const errno = koffi.errno();
+          if (done === 0 && NO_KERNEL_COPY.has(errno)) return false;
+          throw new FsError(errno, `copy_file_range into ${this.path}`);
+        }
+        if (n === 0) break; // src's end
+        done += n;
+      }
+    }
+    if (done < length) this.write(Buffer.alloc(length - done), offset + done);
+    if (offset + length > this.sizeValue) this.sizeValue = offset + length;
+    return true;
   }
 
   truncate(size: number): void {
