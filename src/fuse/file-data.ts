@@ -213,17 +213,21 @@ export class FileData implements Evictor {
     if (!ref) return;
     const cs = this.d.chunkSize;
     const want = Math.min(ref.length, cs, Math.max(0, st.size - index * cs));
-    this.d.cache.makeRoom(want);
-    const data = want > 0
-      ? await this.d.data.get({ fsId: this.d.fsId, ino: st.ino, index, version: ref.version }, 0, want)
-      : Buffer.alloc(0);
-    // The map may have moved on while we waited (remote change, local write, truncate).
-    if (st.refs.get(index) !== ref || st.present.has(index) || st.backing.closed) return;
-    const len = Math.min(data.length, Math.max(0, st.size - index * cs));
-    if (len > 0) st.backing.write(len === data.length ? data : data.subarray(0, len), index * cs);
-    st.present.set(index, ref.version);
-    this.d.cache.touch(st.ino, index, len);
-    cacheFetchedBytes.inc(len);
+    const release = this.d.cache.reserve(want);
+    try {
+      const data = want > 0
+        ? await this.d.data.get({ fsId: this.d.fsId, ino: st.ino, index, version: ref.version }, 0, want)
+        : Buffer.alloc(0);
+      // The map may have moved on while we waited (remote change, local write, truncate).
+      if (st.refs.get(index) !== ref || st.present.has(index) || st.backing.closed) return;
+      const len = Math.min(data.length, Math.max(0, st.size - index * cs));
+      if (len > 0) st.backing.write(len === data.length ? data : data.subarray(0, len), index * cs);
+      st.present.set(index, ref.version);
+      this.d.cache.touch(st.ino, index, len);
+      cacheFetchedBytes.inc(len);
+    } finally {
+      release();
+    }
   }
 
   /** Makes every chunk of the file local (warmup; passthrough needs it). */

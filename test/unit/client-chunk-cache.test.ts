@@ -23,6 +23,28 @@ describe('ChunkCache', () => {
     };
   };
 
+  it('fetches under way hold their room: concurrent ones (readahead) do not overshoot the limit', () => {
+    const c = new ChunkCache({ dir, limitBytes: 3 * MiB, fs: FS });
+    const ev = recorder();
+    c.setEvictor(ev);
+    c.touch(1, 0, MiB);
+    c.touch(1, 1, MiB);
+    c.touch(1, 2, MiB);
+    const r1 = c.reserve(MiB);
+    const r2 = c.reserve(MiB);
+    expect(ev.evicted).toEqual(['1:0', '1:1']);
+    // The fetched chunks arrive and are counted; their reservations end.
+    c.touch(2, 0, MiB);
+    r1();
+    c.touch(2, 1, MiB);
+    r2();
+    r2(); // a second release is a no-op
+    expect(c.usedBytes).toBe(3 * MiB);
+    c.makeRoom(0);
+    expect(ev.evicted).toEqual(['1:0', '1:1']);
+    c.close();
+  });
+
   it('accounts bytes and evicts least recently used chunks past the limit', () => {
     const c = new ChunkCache({ dir, limitBytes: 3 * MiB, fs: FS });
     const ev = recorder();

@@ -41,6 +41,8 @@ export class ChunkCache {
   readonly root: string;
   private readonly lru = new Map<string, { ino: number; index: number; bytes: number }>();
   private used = 0;
+  /** Bytes of fetches under way (makeRoom made room for them; touch() has not counted them yet). */
+  private reserved = 0;
   private evictor?: Evictor;
   /**
    * Inodes the client no longer tracks in memory whose closed backing files stay in the cache:
@@ -203,12 +205,28 @@ export class ChunkCache {
     cacheUsedBytes.set(this.used);
   }
 
+  /**
+   * makeRoom(bytes), then counts them as taken until the returned release() (call it after the
+   * fetched chunk was touch()ed, or when the fetch failed): concurrent fetches (readahead) each
+   * make room for the others' bytes too, so the cache does not overshoot its limit by them.
+   */
+  reserve(bytes: number): () => void {
+    this.makeRoom(bytes);
+    this.reserved += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.reserved -= bytes;
+    };
+  }
+
   /** Evicts least recently used chunks until `incoming` more bytes fit under the limit. */
   makeRoom(incoming: number): void {
-    if (this.used + incoming <= this.opts.limitBytes || !this.evictor) return;
+    if (this.used + this.reserved + incoming <= this.opts.limitBytes || !this.evictor) return;
     const skipped: string[] = [];
     for (const [key, e] of this.lru) {
-      if (this.used + incoming <= this.opts.limitBytes) break;
+      if (this.used + this.reserved + incoming <= this.opts.limitBytes) break;
       if (this.dropParked(e.ino)) {
         cacheEvictions.inc();
         continue;
@@ -231,7 +249,7 @@ export class ChunkCache {
       }
     }
     cacheUsedBytes.set(this.used);
-    if (this.used + incoming > this.opts.limitBytes) {
+    if (this.used + this.reserved + incoming > this.opts.limitBytes) {
       log.debug({ used: this.used, limit: this.opts.limitBytes }, 'chunk cache over its limit: every chunk is pinned');
     }
   }
