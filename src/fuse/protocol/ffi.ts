@@ -70,7 +70,10 @@ export function openFuseDevice(): number {
     return fs.openSync('/dev/fuse', fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new FsError(-(e.errno ?? -5), `open /dev/fuse: ${e.message}`);
+    // Kurve mounts with mount(2) itself (no setuid fusermount3): that takes root (CAP_SYS_ADMIN).
+    const hint = e.code === 'EACCES' || e.code === 'EPERM' ? ' (mounting a Kurve file system needs root: run it as root or with sudo)'
+      : e.code === 'ENOENT' ? ' (no FUSE device: load the fuse module, `modprobe fuse`)' : '';
+    throw new FsError(-(e.errno ?? -5), `open /dev/fuse: ${e.message}${hint}`);
   }
 }
 
