@@ -113,7 +113,10 @@ export class FileData implements Evictor {
       st.staleWhilePinned = true;
       return;
     }
-    for (const index of st.applyMap(map)) this.dropChunk(st, index);
+    const { stale, cut } = st.applyMap(map);
+    for (const index of stale) this.dropChunk(st, index);
+    const cs = this.d.chunkSize;
+    for (const ref of cut) st.backing.zero(ref.index * cs + ref.length, cs - ref.length);
     if (st.backing.size !== st.size) {
       if (st.size < st.backing.size) this.dropBeyond(st, st.size);
       st.backing.truncate(st.size);

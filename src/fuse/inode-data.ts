@@ -133,20 +133,27 @@ export class InodeData {
     if (!this.present.has(index)) this.present.set(index, 0);
   }
 
-  /** Adopts a metaserver chunk map; returns the chunk indexes whose local bytes became stale. */
-  applyMap(map: DataMap): number[] {
+  /**
+   * Adopts a metaserver chunk map. Returns the chunk indexes whose local bytes became stale, and
+   * the chunks kept whose object a truncate elsewhere cut (same version, shorter length): their
+   * local bytes past that length must read as zeros, as a regrown tail does.
+   */
+  applyMap(map: DataMap): { stale: number[]; cut: ChunkRef[] } {
     const stale: number[] = [];
+    const cut: ChunkRef[] = [];
     for (const [index, version] of this.present) {
       if (this.dirty.has(index)) continue;
       const ref = map.chunks.find((c) => c.index === index);
       if (!ref || ref.version !== version || index * this.chunkSize >= map.size) stale.push(index);
+      // Without the old ref (an inode adopted from the parked cache) the length we fetched is unknown.
+      else if (ref.length < this.chunkSize && ref.length < (this.refs.get(index)?.length ?? this.chunkSize)) cut.push(ref);
     }
     this.refs.clear();
     for (const c of map.chunks) this.refs.set(c.index, c);
     this.dataVersion = map.dataVersion;
     if (!this.sizeDirty && this.dirty.size === 0) this.size = map.size;
     this.mapStale = false;
-    return stale;
+    return { stale, cut };
   }
 
   /** Runs fn after every earlier serialized operation on this inode. */
