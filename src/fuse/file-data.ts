@@ -5,7 +5,7 @@ import { Errno, FsError, toErrno } from '../common/errno';
 import { forEachLimited } from '../common/limited';
 import { moduleLogger } from '../common/logger';
 import type { DataService } from '../datastore/api';
-import type { Attr, ChunkRef, MetaService } from '../metaserver/api';
+import type { Attr, ChunkRef, DataMap, MetaService } from '../metaserver/api';
 import type { ChunkCache, Evictor } from './cache/chunk-cache';
 import { cacheFetchedBytes, cacheHits, cacheMisses, commits, uploadDuration } from './client-metrics';
 import { ChunkUploads } from './chunk-uploads';
@@ -99,12 +99,9 @@ export class FileData implements Evictor {
   /** Brings the chunk map up to `attr` (close-to-open: called at every open). */
   async revalidate(st: InodeData, attr: Attr): Promise<void> {
     if (!st.mapStale && st.dataVersion === attr.dataVersion) return;
-    if (st.ptHandles > 0) {
-      // The kernel reads the backing file directly: leave it alone until the last such handle closes.
-      st.staleWhilePinned = true;
-      return;
-    }
-    await st.serialize(() => this.refreshLocked(st));
+    // The kernel reads the backing file of passthrough handles directly: this open (which joins
+    // them) sees the new data only if the file is updated in place (see refreshPinnedLocked).
+    await st.serialize(() => (st.ptHandles > 0 ? this.refreshPinnedLocked(st) : this.refreshLocked(st)));
   }
 
   private async refreshLocked(st: InodeData): Promise<void> {
@@ -113,6 +110,51 @@ export class FileData implements Evictor {
       st.staleWhilePinned = true;
       return;
     }
+    this.adoptMap(st, map);
+  }
+
+  /**
+   * Close-to-open for an open joining passthrough handles: every chunk another client changed is
+   * fetched and written over the old bytes in place (dropping it would make the kernel read zeros),
+   * then the map is adopted. Open handles may see the new bytes too, as with a local writer. With a
+   * writable passthrough handle or local changes the file is left alone until the last handle
+   * closes (their bytes are not uploaded yet), and so it is if a fetch fails. Opens and local
+   * writes and truncates wait for this (serialized, or their open does), so none starts meanwhile.
+   */
+  private async refreshPinnedLocked(st: InodeData): Promise<void> {
+    if (st.ptHandles === 0) return this.refreshLocked(st);
+    if (st.writablePtHandles > 0 || this.isDirty(st)) {
+      st.staleWhilePinned = true;
+      return;
+    }
+    const map = await this.d.meta.getDataMap(this.d.fsId, st.ino);
+    const cs = this.d.chunkSize;
+    const changed = map.chunks.filter((c) => c.index * cs < map.size && st.present.get(c.index) !== c.version);
+    try {
+      await forEachLimited(changed, IO_PARALLELISM, async (ref) => {
+        const want = Math.min(ref.length, cs, map.size - ref.index * cs);
+        this.d.cache.makeRoom(want);
+        const data = want > 0
+          ? await this.d.data.get({ fsId: this.d.fsId, ino: st.ino, index: ref.index, version: ref.version }, 0, want)
+          : Buffer.alloc(0);
+        if (st.backing.closed) return;
+        st.backing.write(data, ref.index * cs);
+        st.backing.zero(ref.index * cs + data.length, cs - data.length);
+        st.present.set(ref.index, ref.version);
+        this.d.cache.touch(st.ino, ref.index, data.length);
+        cacheFetchedBytes.inc(data.length);
+      });
+    } catch (err) {
+      // As before this refresh existed: the handles (this one too) read the old bytes until the last closes.
+      log.warn({ ino: st.ino, err: String(err) }, 'refreshing a file open in passthrough failed: it reads stale data until closed');
+      st.staleWhilePinned = true;
+      st.mapStale = true;
+      return;
+    }
+    this.adoptMap(st, map);
+  }
+
+  private adoptMap(st: InodeData, map: DataMap): void {
     const { stale, cut } = st.applyMap(map);
     for (const index of stale) this.dropChunk(st, index);
     const cs = this.d.chunkSize;

@@ -47,4 +47,39 @@ for it in range(5):
 out(res)`, { timeoutMs: 30_000 }) as Array<[number, number, boolean]>;
     expect(r).toEqual(Array.from({ length: 5 }, () => [200000, 0, true]));
   });
+
+  it('an open while another handle of the file is open in passthrough sees what the other client closed', async () => {
+    // B's first handle reads a fully cached file through passthrough (the kernel reads the
+    // backing file); a second open must join that mode. It used to see the old bytes until the
+    // first handle closed: close-to-open broken for as long as any reader kept the file open.
+    const before = await b.metric('kurve_client_passthrough_opens_total');
+    const r = py(`
+import time
+pa = os.path.join(${J(a.mountpoint)}, 'held')
+pb = os.path.join(${J(b.mountpoint)}, 'held')
+old = os.urandom(300000)
+with open(pa, 'wb') as f: f.write(old)
+t0 = time.monotonic()
+while True:
+    try:
+        if open(pb, 'rb').read() == old: break
+    except FileNotFoundError: pass
+    if time.monotonic() - t0 > 5: raise Exception('B never saw the file')
+    time.sleep(0.01)
+held = os.open(pb, os.O_RDONLY)
+first = os.pread(held, 300000, 0) == old
+new = os.urandom(200000)
+with open(pa, 'r+b') as f:
+    f.write(new)
+    f.truncate(200000)
+got = open(pb, 'rb').read()
+# The handle kept open may see the new bytes too (as with a local writer), never a mix of zeros.
+still = os.pread(held, 300000, 0)
+os.close(held)
+after = open(pb, 'rb').read()
+out([first, got == new, still in (old, new), after == new])`, { timeoutMs: 30_000 });
+    expect(r).toEqual([true, true, true, true]);
+    // The handles were passthrough ones (else this case tests nothing).
+    expect((await b.metric('kurve_client_passthrough_opens_total')) - before).toBeGreaterThanOrEqual(2);
+  });
 });
