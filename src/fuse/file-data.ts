@@ -133,16 +133,20 @@ export class FileData implements Evictor {
     try {
       await forEachLimited(changed, IO_PARALLELISM, async (ref) => {
         const want = Math.min(ref.length, cs, map.size - ref.index * cs);
-        this.d.cache.makeRoom(want);
-        const data = want > 0
-          ? await this.d.data.get({ fsId: this.d.fsId, ino: st.ino, index: ref.index, version: ref.version }, 0, want)
-          : Buffer.alloc(0);
-        if (st.backing.closed) return;
-        st.backing.write(data, ref.index * cs);
-        st.backing.zero(ref.index * cs + data.length, cs - data.length);
-        st.present.set(ref.index, ref.version);
-        this.d.cache.touch(st.ino, ref.index, data.length);
-        cacheFetchedBytes.inc(data.length);
+        const release = this.d.cache.reserve(want);
+        try {
+          const data = want > 0
+            ? await this.d.data.get({ fsId: this.d.fsId, ino: st.ino, index: ref.index, version: ref.version }, 0, want)
+            : Buffer.alloc(0);
+          if (st.backing.closed) return;
+          st.backing.write(data, ref.index * cs);
+          st.backing.zero(ref.index * cs + data.length, cs - data.length);
+          st.present.set(ref.index, ref.version);
+          this.d.cache.touch(st.ino, ref.index, data.length);
+          cacheFetchedBytes.inc(data.length);
+        } finally {
+          release();
+        }
       });
     } catch (err) {
       // As before this refresh existed: the handles (this one too) read the old bytes until the last closes.
