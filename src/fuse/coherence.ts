@@ -234,7 +234,7 @@ export class Coherence {
     this.expect(key);
     return () => this.consumeOwn(key);
   }
-  /** Our commit will produce this dataVersion (see FileData.uploadLocked). */
+  /** Our commit will produce this dataVersion (see uploadAndCommit in chunk-commit.ts). */
   expectData(ino: number, dataVersion: number): void {
     this.ownData.set(ino, dataVersion);
   }

@@ -5,9 +5,10 @@ import { Errno, FsError, toErrno } from '../common/errno';
 import { forEachLimited } from '../common/limited';
 import { moduleLogger } from '../common/logger';
 import type { DataService } from '../datastore/api';
-import type { Attr, ChunkRef, DataMap, MetaService } from '../metaserver/api';
+import type { Attr, DataMap, MetaService } from '../metaserver/api';
 import type { ChunkCache, Evictor } from './cache/chunk-cache';
-import { cacheFetchedBytes, cacheHits, cacheMisses, commits, uploadDuration } from './client-metrics';
+import { cacheFetchedBytes, cacheHits, cacheMisses } from './client-metrics';
+import { type CommitContext, IO_PARALLELISM, uploadAndCommit } from './chunk-commit';
 import { ChunkUploads } from './chunk-uploads';
 import { InodeData } from './inode-data';
 
@@ -32,20 +33,19 @@ export interface FileDataDeps {
   readonly committed?: (attr: Attr) => void;
 }
 
-/** How many chunk uploads (or downloads for one read) run at once. */
-const IO_PARALLELISM = 4;
-/** The metaserver's limit of chunks per commit (MAX_CHUNKS_PER_COMMIT there). */
-const MAX_COMMIT_CHUNKS = 1024;
 
 
 export class FileData implements Evictor {
   private readonly inodes = new Map<number, InodeData>();
   /** Chunk uploads, and the links copy_file_range makes instead (ChunkUploads.link). */
   readonly uploads: ChunkUploads;
+  /** What a flush (chunk-commit.ts) needs of this object. */
+  private readonly commitCtx: CommitContext;
 
   constructor(private readonly d: FileDataDeps) {
     d.cache.setEvictor(this);
     this.uploads = new ChunkUploads(d, 2 * IO_PARALLELISM);
+    this.commitCtx = { d, uploads: this.uploads, adoptPassthroughWrites: (st) => this.adoptPassthroughWrites(st), trimCache: () => this.trimCache() };
   }
 
   get(ino: number): InodeData | undefined {
@@ -381,7 +381,7 @@ export class FileData implements Evictor {
       st.size = size;
       st.sizeDirty = true;
       st.localMtime = nowTimespec();
-      return (await this.uploadLocked(st, true))!;
+      return (await uploadAndCommit(this.commitCtx, st, true))!;
     });
   }
 
@@ -436,7 +436,7 @@ export class FileData implements Evictor {
 
   /** Uploads dirty chunks and commits them (close-to-open: flush, fsync and release call this). */
   flush(st: InodeData): Promise<Attr | undefined> {
-    return st.serialize(() => this.uploadLocked(st, false));
+    return st.serialize(() => uploadAndCommit(this.commitCtx, st, false));
   }
 
   /**
@@ -479,80 +479,6 @@ export class FileData implements Evictor {
     for (const i of [...touched].sort((a, b) => a - b)) st.markDirty(i);
     st.ptSnapshot = now;
     st.localMtime = nowTimespec();
-  }
-
-  private async uploadLocked(st: InodeData, force: boolean, retried = false): Promise<Attr | undefined> {
-    this.adoptPassthroughWrites(st);
-    if (!force && st.dirty.size === 0 && !st.sizeDirty) return undefined;
-    const started = process.hrtime.bigint();
-    // Early uploads of this inode's full chunks (see write()) finish first, so we can reuse them.
-    while (st.uploading.size > 0) await Promise.all([...st.uploading.values()]);
-    const size = st.size;
-    const cs = this.d.chunkSize;
-    const batch = [...st.dirty].filter(([i]) => i * cs < size);
-    const reused = new Map<number, ChunkRef>();
-    for (const [index, gen] of batch) {
-      const u = st.uploaded.get(index);
-      if (u && u.gen === gen) reused.set(index, { ...u.ref, length: Math.min(u.ref.length, size - index * cs) });
-    }
-    const fresh = batch.filter(([index]) => !reused.has(index));
-    const base = fresh.length ? await this.d.meta.allocChunkVersions(this.d.fsId, fresh.length) : 0;
-    // A chunk is stored up to the end of its data in the backing file (the rest reads as zeros):
-    // a sparse write stores, and st_blocks counts, what was written, not the whole chunk.
-    const storedLength = (index: number): number => st.zeroed.has(index) ? 0 : st.backing.dataEnd(index * cs, Math.min((index + 1) * cs, size)) - index * cs;
-    const freshRefs = new Map<number, ChunkRef>(fresh.map(([index], k) => [index, { index, version: base + k, length: storedLength(index) }]));
-    const gens = new Map(batch);
-    await forEachLimited([...freshRefs.values()], IO_PARALLELISM, async (ref) => {
-      if (ref.length === 0) return; // punched out, readers see zeros
-      await this.uploads.put(st, ref);
-      // Kept as an upload of that generation until committed: if another chunk's upload fails
-      // (ENOSPC), the next flush reuses it, or a delete of the file drops it — not a stray left
-      // for the metaserver's sweep.
-      this.uploads.note(st, ref, gens.get(ref.index)!);
-    });
-    const refOf = (index: number): ChunkRef => reused.get(index) ?? freshRefs.get(index)!;
-    let attr: Attr | undefined;
-    // The metaserver takes at most MAX_COMMIT_CHUNKS per commit; a huge flush commits in groups.
-    for (let g = 0; g === 0 || g < batch.length; g += MAX_COMMIT_CHUNKS) {
-      const group = batch.slice(g, g + MAX_COMMIT_CHUNKS);
-      const refs = group.map(([index]) => refOf(index));
-      const prevVersion = st.dataVersion;
-      const expected = prevVersion + 1;
-      this.d.expectCommit?.(st.ino, expected);
-      try {
-        attr = await this.d.meta.commitData(this.d.fsId, st.ino, { chunks: refs, size, touch: true });
-      } catch (err) {
-        this.d.cancelCommit?.(st.ino, expected);
-        // ESTALE: an upload older than the metaserver's stray grace (an early upload held back
-        // for long) may have been collected. Upload those chunks afresh, once.
-        if (toErrno(err) !== Errno.ESTALE || retried) throw err;
-        for (const [index] of group) st.uploaded.delete(index);
-        return this.uploadLocked(st, force, true);
-      }
-      commits.inc();
-      this.d.committed?.(attr);
-      group.forEach(([index, gen], k) => {
-        st.refs.set(index, refs[k]);
-        st.uploaded.delete(index);
-        if (st.dirty.get(index) === gen) {
-          st.dirty.delete(index);
-          st.zeroed.delete(index);
-          st.present.set(index, refs[k].version);
-        }
-        this.d.cache.touch(st.ino, index, refs[k].length);
-      });
-      // Exactly one version step means nobody else committed in between: our map is current.
-      if (attr.dataVersion !== prevVersion + 1 && prevVersion >= 0) st.mapStale = true;
-      if (st.lastOpenVersion === prevVersion) st.lastOpenVersion = attr.dataVersion;
-      st.dataVersion = attr.dataVersion;
-    }
-    if (st.size === size) st.sizeDirty = false;
-    if (st.dirty.size === 0 && !st.sizeDirty) st.localMtime = undefined;
-    this.uploads.discardStale(st);
-    // Committed chunks became evictable: a writer's data counts against the limit like fetched data.
-    this.trimCache();
-    uploadDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    return attr;
   }
 
   // ---- eviction and lifetime ---------------------------------------------------------------
