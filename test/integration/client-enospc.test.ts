@@ -6,48 +6,33 @@
 // with ENOSPC, the process stays up, and every create acknowledged before is still there after
 // space is freed and after a restart.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { cleanupKurve, Daemon, kurveUp, py, waitFor } from '../helpers/kurve-mount';
+import { makeLoopDisk, type LoopDisk } from '../helpers/loop-disk';
 import { describeIf, whyNoCommand, whyNoFuse } from '../helpers/privileged';
 
 const J = JSON.stringify;
 const MiB = 1024 * 1024;
 
 describeIf([whyNoFuse(), whyNoCommand('mkfs.ext4')], 'a full data disk', () => {
+  let loop: LoopDisk | undefined;
   let base: string;
   let disk: string;
   let k: Daemon;
-  const freeBytes = (): number => {
-    const s = fs.statfsSync(disk);
-    return s.bavail * s.bsize;
-  };
+  const freeBytes = (): number => loop!.freeBytes();
 
   beforeAll(async () => {
-    // Not tempDir(): cleanupKurve() removes those, and this one holds a mount until afterAll.
-    base = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-enospc-'));
-    disk = path.join(base, 'disk');
-    fs.mkdirSync(disk);
-    const image = path.join(base, 'disk.img');
-    fs.writeFileSync(image, '');
-    fs.truncateSync(image, 64 * MiB);
-    execFileSync('mkfs.ext4', ['-q', '-F', image]);
-    execFileSync('mount', ['-o', 'loop', image, disk]);
+    loop = makeLoopDisk('kurve-enospc-', 64 * MiB);
+    base = loop.base;
+    disk = loop.dir;
     // A short unlink grace: the deleted file's stored chunks go with the purge, right after it.
     k = await kurveUp({ dataDir: path.join(disk, 'k'), mountpoint: path.join(base, 'mnt'), args: ['--no-bpf', '--unlink-grace', '1s'] });
   }, 60_000);
 
   afterAll(async () => {
     await cleanupKurve();
-    if (disk) {
-      try {
-        execFileSync('umount', [disk]);
-      } catch {
-        execFileSync('umount', ['-l', disk]);
-      }
-    }
-    if (base) fs.rmSync(base, { recursive: true, force: true });
+    loop?.release();
   });
 
   it('ENOSPC for what does not fit, nothing else lost, and the space comes back on delete', async () => {

@@ -3,11 +3,10 @@
 // acknowledged before stays, and once space is freed the engine commits again — without a
 // restart. Reopened, the store holds exactly the acknowledged transactions.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { Errno, toErrno } from '../../src/common/errno';
 import { LmdbEngine } from '../../src/metaserver/engines/lmdb';
+import { makeLoopDisk, type LoopDisk } from '../helpers/loop-disk';
 import { describeIf, whyNoCommand, whyNotRoot } from '../helpers/privileged';
 
 const KiB = 1024;
@@ -16,31 +15,18 @@ const key = (i: number): Buffer => Buffer.from(`k${String(i).padStart(6, '0')}`)
 const valueOf = (i: number): Buffer => Buffer.alloc(48 * KiB, i % 251);
 
 describeIf([whyNotRoot(), whyNoCommand('mkfs.ext4')], "lmdb engine ('sync') on a full disk", () => {
-  let base: string;
+  let loop: LoopDisk | undefined;
   let disk: string;
   let engine: LmdbEngine | undefined;
 
   beforeAll(() => {
-    base = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-engfull-'));
-    disk = path.join(base, 'disk');
-    fs.mkdirSync(disk);
-    const image = path.join(base, 'disk.img');
-    fs.writeFileSync(image, '');
-    fs.truncateSync(image, 24 * MiB);
-    execFileSync('mkfs.ext4', ['-q', '-F', image]);
-    execFileSync('mount', ['-o', 'loop', image, disk]);
+    loop = makeLoopDisk('kurve-engfull-', 24 * MiB);
+    disk = loop.dir;
   });
 
   afterAll(async () => {
     await engine?.close().catch(() => undefined);
-    if (disk) {
-      try {
-        execFileSync('umount', [disk]);
-      } catch {
-        execFileSync('umount', ['-l', disk]);
-      }
-    }
-    if (base) fs.rmSync(base, { recursive: true, force: true });
+    loop?.release();
   });
 
   it('refuses what does not fit with ENOSPC, keeps what was acknowledged, and commits again once space is freed', async () => {
