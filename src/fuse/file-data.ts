@@ -33,6 +33,8 @@ export interface FileDataDeps {
   readonly committed?: (attr: Attr) => void;
 }
 
+/** Fetch rounds for chunks the map keeps replacing under us (see fetchLocal) before EIO. */
+const FETCH_ROUNDS = 5;
 
 
 export class FileData implements Evictor {
@@ -213,16 +215,16 @@ export class FileData implements Evictor {
     // (in the pinned callback itself: after it, another request's readahead may run first).
     return st.pinned(first, last, async () => {
       try {
-        await Promise.all(missing.map((i) => this.fetch(st, i)));
+        await this.fetchLocal(st, missing);
       } catch (err) {
         // A chunk version we knew was replaced and collected (another client committed and the
         // feed has not told us yet): reload the map once and retry.
         if (toErrno(err) !== Errno.ENOENT) throw err;
         st.mapStale = true;
         await st.serialize(() => (st.mapStale ? this.refreshLocked(st) : Promise.resolve()));
-        const retry: Promise<void>[] = [];
-        for (let i = first; i <= Math.min(last, st.chunkCount() - 1); i++) if (!st.isLocal(i)) retry.push(this.fetch(st, i));
-        await Promise.all(retry);
+        const retry: number[] = [];
+        for (let i = first; i <= Math.min(last, st.chunkCount() - 1); i++) retry.push(i);
+        await this.fetchLocal(st, retry);
       }
       return this.copyOut(st, offset, Math.min(end, st.size), sequential);
     });
@@ -248,6 +250,20 @@ export class FileData implements Evictor {
     }
   }
 
+  /**
+   * Makes chunks local: a read (or a partial write) must never take the backing file's zeros for
+   * a chunk's bytes. Before doFetch kept chunks a refresh had replaced, such fetches stored nothing
+   * and their readers got zeros; the rounds here are a safety net for whatever else leaves a chunk out.
+   */
+  private async fetchLocal(st: InodeData, indexes: number[]): Promise<void> {
+    for (let round = 0; ; round++) {
+      const missing = indexes.filter((i) => !st.isLocal(i));
+      if (missing.length === 0 || st.backing.closed) return;
+      if (round === FETCH_ROUNDS) throw new FsError(Errno.EIO, `chunks of inode ${st.ino} kept changing while fetched`);
+      await Promise.all(missing.map((i) => this.fetch(st, i)));
+    }
+  }
+
   /** Downloads chunk `index` into the backing file (shared by concurrent callers). */
   fetch(st: InodeData, index: number): Promise<void> {
     const running = st.fetches.get(index);
@@ -267,9 +283,15 @@ export class FileData implements Evictor {
       const data = want > 0
         ? await this.d.data.get({ fsId: this.d.fsId, ino: st.ino, index, version: ref.version }, 0, want)
         : Buffer.alloc(0);
-      // The map may have moved on while we waited (remote change, local write, truncate).
-      if (st.refs.get(index) !== ref || st.present.has(index) || st.backing.closed) return;
-      const len = Math.min(data.length, Math.max(0, st.size - index * cs));
+      // The map may have moved on while we waited (remote change, local write, truncate): a chunk
+      // gone or already local keeps nothing. One another client replaced meanwhile keeps what we
+      // fetched (the reader waiting for it gets the bytes committed when it asked, not zeros; a
+      // chunk rewritten nonstop would never be read otherwise) and the map is marked stale, so the
+      // next read or open drops them for the new version.
+      const now = st.refs.get(index);
+      if (!now || st.present.has(index) || st.backing.closed) return;
+      if (now.version !== ref.version) st.mapStale = true;
+      const len = Math.min(data.length, now.version === ref.version ? now.length : ref.length, Math.max(0, st.size - index * cs));
       if (len > 0) st.backing.write(len === data.length ? data : data.subarray(0, len), index * cs);
       st.present.set(index, ref.version);
       this.d.cache.touch(st.ino, index, len);
@@ -345,7 +367,7 @@ export class FileData implements Evictor {
     if (needs.length === 0) markDirty();
     else {
       await st.pinned(first, last, async () => {
-        await Promise.all(needs.map((i) => this.fetch(st, i)));
+        await this.fetchLocal(st, needs);
         markDirty(); // still pinned: see read()
       });
     }
@@ -396,7 +418,9 @@ export class FileData implements Evictor {
       const first = Math.floor(offset / cs);
       const last = Math.floor((end - 1) / cs);
       await st.pinned(first, last, async () => {
-        for (let i = first; i <= last; i++) if (!st.isLocal(i)) await this.fetch(st, i);
+        const all: number[] = [];
+        for (let i = first; i <= last; i++) all.push(i);
+        await this.fetchLocal(st, all);
         for (let i = first; i <= last; i++) st.markDirty(i); // still pinned: see read()
       });
       // Chunks the range covers whole become holes in the datastore (st_blocks drops).

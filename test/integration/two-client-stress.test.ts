@@ -82,4 +82,39 @@ out([first, got == new, still in (old, new), after == new])`, { timeoutMs: 30_00
     // The handles were passthrough ones (else this case tests nothing).
     expect((await b.metric('kurve_client_passthrough_opens_total')) - before).toBeGreaterThanOrEqual(2);
   });
+
+  it('a cold read while the other client keeps rewriting one chunk of the file never returns zeros', () => {
+    // Each of A's commits makes B refresh the chunk map; a fetch under way when that happened used
+    // to store nothing (its ref was replaced, even with the same version), and the read it served
+    // returned the backing file's zeros: 47 of 63 untouched chunks read as zeros, 10 runs of 10.
+    const r = py(`
+import time, multiprocessing as mp
+CH = 65536
+N = 32
+def churn(pa, stop):
+    i = 0
+    while not stop.is_set():
+        fd = os.open(pa, os.O_WRONLY)
+        os.pwrite(fd, bytes([1 + i % 200]) * 100, (N - 1) * CH)
+        os.close(fd)
+        i += 1
+res = []
+for it in range(3):
+    pa = os.path.join(${J(a.mountpoint)}, 'hot%d' % it)
+    pb = os.path.join(${J(b.mountpoint)}, 'hot%d' % it)
+    with open(pa, 'wb') as f: f.write(bytes([0xaa]) * N * CH)
+    stop = mp.Event()
+    p = mp.Process(target=churn, args=(pa, stop))
+    p.start()
+    time.sleep(0.2)
+    try:
+        d = open(pb, 'rb').read()
+        res.append([len(d), sum(1 for c in range(N - 1) if d[c * CH:(c + 1) * CH] != bytes([0xaa]) * CH)])
+    except OSError as e:
+        res.append(['error', e.errno])
+    stop.set()
+    p.join()
+out(res)`, { timeoutMs: 40_000 });
+    expect(r).toEqual([[32 * 65536, 0], [32 * 65536, 0], [32 * 65536, 0]]);
+  });
 });
