@@ -7,6 +7,7 @@ import { crc32c } from '@node-rs/crc32';
 import { PutRequest, PutResponse } from '../gen/datastore';
 import { DatastoreWire } from './wire';
 import { MAX_OBJECT_BYTES, ChunkStore, validateKey } from './chunk-store';
+import { BULK_VERSION } from './bulk-frame';
 
 /** Size of each Get response piece and of each Put message the client sends. */
 export const PIECE_BYTES = 1024 * 1024;
@@ -45,7 +46,13 @@ async function receivePut(requests: AsyncIterable<PutRequest>, ctx: CallContext,
   return { key, data: buf, crc };
 }
 
-export function datastoreHandlers(store: ChunkStore, maxObjectBytes = MAX_OBJECT_BYTES): AsyncService<typeof DatastoreWire> {
+/**
+ * `bulkPort` tells BulkInfo where the bulk transport listens (0 or absent: not served); a
+ * function, as the listener may start after the service is built, or stop before it.
+ */
+export function datastoreHandlers(
+  store: ChunkStore, maxObjectBytes = MAX_OBJECT_BYTES, bulkPort: () => number = () => 0,
+): AsyncService<typeof DatastoreWire> {
   return {
     put: async (requests, ctx): Promise<PutResponse> => {
       const { key, data, crc } = await receivePut(requests, ctx, maxObjectBytes);
@@ -80,10 +87,14 @@ export function datastoreHandlers(store: ChunkStore, maxObjectBytes = MAX_OBJECT
       const page = await store.list(req.after || undefined, limit);
       return { objects: page.objects, next: page.next ?? '' };
     },
+    bulkInfo: async () => ({ port: bulkPort(), protocolVersion: BULK_VERSION }),
   };
 }
 
 /** The Datastore service ready for a grpc-js server (also the shared one of `kurve up`). */
-export function datastoreRpcService(store: ChunkStore, opts: ServerOptions = {}): RpcService {
-  return { definition: DatastoreWire, impl: adaptService('datastore', DatastoreWire, datastoreHandlers(store), opts) };
+export function datastoreRpcService(store: ChunkStore, opts: ServerOptions = {}, bulkPort?: () => number): RpcService {
+  return {
+    definition: DatastoreWire,
+    impl: adaptService('datastore', DatastoreWire, datastoreHandlers(store, MAX_OBJECT_BYTES, bulkPort), opts),
+  };
 }

@@ -10,6 +10,7 @@ import { collectProcessMetrics, startMetricsServer, type MetricsServer } from '.
 import { startServiceProcess, type RpcService, type ServiceProcess } from '../common/service';
 import { ChunkStore } from '../datastore/chunk-store';
 import { datastoreRpcService } from '../datastore/service';
+import { hostOf, startBulkServer } from '../datastore/bulk-server';
 import type { FsInfo, MountInfo } from '../mds/api';
 import { Mds } from '../mds/mds';
 import { LmdbMdsStore } from '../mds/lmdb-store';
@@ -45,6 +46,8 @@ export interface EmbeddedOptions {
   /** Metadata durability: 'written' (default; durable at fsync) or 'sync' (every change fsync'ed). */
   readonly durability?: 'sync' | 'written';
   readonly token?: string;
+  /** Port of the datastore's bulk transport for other clients (on the listen host): 0 = free one (default), -1 = none. */
+  readonly bulkPort?: number;
   /** Namespace GC timings (unlink grace of unheld files, stray-object sweep). */
   readonly namespace?: Pick<NamespaceOptions, 'unlinkGraceMs' | 'strayGraceMs' | 'sweepIntervalMs'>;
 }
@@ -116,10 +119,17 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedHand
     let rpc: ServiceProcess | undefined;
     const listen = opts.listen ?? DEFAULT_LISTEN;
     if (listen) {
+      // Object bytes for other clients go over raw TCP (gRPC tops out near 200 MB/s here).
+      let bulkPort = 0;
+      if ((opts.bulkPort ?? 0) >= 0) {
+        const bulk = await startBulkServer(store, { host: hostOf(listen), port: opts.bulkPort, token: opts.token });
+        undo.push(() => bulk.close());
+        bulkPort = bulk.port;
+      }
       const services: RpcService[] = [
         mdsRpcService(mds, { token: opts.token }),
         metaserverRpcService(namespace, { token: opts.token }),
-        datastoreRpcService(store, { token: opts.token }),
+        datastoreRpcService(store, { token: opts.token }, () => bulkPort),
       ];
       rpc = await startServiceProcess({ name: 'kurve', listen, token: opts.token, services });
       undo.push(() => rpc!.close());

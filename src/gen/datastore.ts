@@ -112,6 +112,19 @@ export interface ListResponse {
   next: string;
 }
 
+/**
+ * Where the datastore serves the raw-TCP bulk transport for Get/Put of object bytes
+ * (src/datastore/bulk-frame.ts): its port on the host the client reaches this service at.
+ * port 0 = not served; the client then uses Get/Put here.
+ */
+export interface BulkInfoRequest {
+}
+
+export interface BulkInfoResponse {
+  port: number;
+  protocolVersion: number;
+}
+
 function createBaseChunkKey(): ChunkKey {
   return { fsId: 0, ino: 0, index: 0, version: 0 };
 }
@@ -1395,6 +1408,147 @@ export const ListResponse: MessageFns<ListResponse> = {
   },
 };
 
+function createBaseBulkInfoRequest(): BulkInfoRequest {
+  return {};
+}
+
+export const BulkInfoRequest: MessageFns<BulkInfoRequest> = {
+  encode(_: BulkInfoRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BulkInfoRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBulkInfoRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): BulkInfoRequest {
+    return {};
+  },
+
+  toJSON(_: BulkInfoRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BulkInfoRequest>, I>>(base?: I): BulkInfoRequest {
+    return BulkInfoRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BulkInfoRequest>, I>>(_: I): BulkInfoRequest {
+    const message = createBaseBulkInfoRequest();
+    return message;
+  },
+};
+
+function createBaseBulkInfoResponse(): BulkInfoResponse {
+  return { port: 0, protocolVersion: 0 };
+}
+
+export const BulkInfoResponse: MessageFns<BulkInfoResponse> = {
+  encode(message: BulkInfoResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.port !== 0) {
+      writer.uint32(8).uint32(message.port);
+    }
+    if (message.protocolVersion !== 0) {
+      writer.uint32(16).uint32(message.protocolVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BulkInfoResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBulkInfoResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.protocolVersion = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BulkInfoResponse {
+    return {
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+      protocolVersion: isSet(object.protocolVersion)
+        ? globalThis.Number(object.protocolVersion)
+        : isSet(object.protocol_version)
+        ? globalThis.Number(object.protocol_version)
+        : 0,
+    };
+  },
+
+  toJSON(message: BulkInfoResponse): unknown {
+    const obj: any = {};
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
+    if (message.protocolVersion !== 0) {
+      obj.protocolVersion = Math.round(message.protocolVersion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BulkInfoResponse>, I>>(base?: I): BulkInfoResponse {
+    return BulkInfoResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BulkInfoResponse>, I>>(object: I): BulkInfoResponse {
+    const message = createBaseBulkInfoResponse();
+    message.port = object.port ?? 0;
+    message.protocolVersion = object.protocolVersion ?? 0;
+    return message;
+  },
+};
+
 export type DatastoreService = typeof DatastoreService;
 export const DatastoreService = {
   put: {
@@ -1460,6 +1614,15 @@ export const DatastoreService = {
     responseSerialize: (value: ListResponse): Buffer => Buffer.from(ListResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListResponse => ListResponse.decode(value),
   },
+  bulkInfo: {
+    path: "/kurve.datastore.Datastore/BulkInfo" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BulkInfoRequest): Buffer => Buffer.from(BulkInfoRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BulkInfoRequest => BulkInfoRequest.decode(value),
+    responseSerialize: (value: BulkInfoResponse): Buffer => Buffer.from(BulkInfoResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BulkInfoResponse => BulkInfoResponse.decode(value),
+  },
 } as const;
 
 export interface DatastoreServer extends UntypedServiceImplementation {
@@ -1470,6 +1633,7 @@ export interface DatastoreServer extends UntypedServiceImplementation {
   deleteMany: handleUnaryCall<DeleteManyRequest, DeleteResponse>;
   stats: handleUnaryCall<StatsRequest, StatsResponse>;
   list: handleUnaryCall<ListRequest, ListResponse>;
+  bulkInfo: handleUnaryCall<BulkInfoRequest, BulkInfoResponse>;
 }
 
 export interface DatastoreClient extends Client {
@@ -1560,6 +1724,21 @@ export interface DatastoreClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListResponse) => void,
+  ): ClientUnaryCall;
+  bulkInfo(
+    request: BulkInfoRequest,
+    callback: (error: ServiceError | null, response: BulkInfoResponse) => void,
+  ): ClientUnaryCall;
+  bulkInfo(
+    request: BulkInfoRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BulkInfoResponse) => void,
+  ): ClientUnaryCall;
+  bulkInfo(
+    request: BulkInfoRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BulkInfoResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -42,7 +42,9 @@ function rawPut(raw: DatastoreClient, msgs: PutRequest[]): Promise<unknown> {
   });
 }
 
-describe('datastore over gRPC', () => {
+// The data path runs twice: get/put over the bulk transport (what DataClient uses by default) and
+// over gRPC only (what it falls back to); every other call is gRPC in both.
+describe.each([['the bulk transport', true], ['gRPC only', false]])('datastore over %s', (_label, bulk) => {
   let dir: string;
   let ds: Datastore;
   let client: DataClient;
@@ -52,7 +54,7 @@ describe('datastore over gRPC', () => {
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kurve-dsg-'));
     ds = await startDatastore({ listen: '127.0.0.1:0', dir, token: TOKEN, metricsListen: '127.0.0.1:0' });
-    client = new DataClient(ds.address, { token: TOKEN });
+    client = new DataClient(ds.address, { token: TOKEN, bulk });
     raw = new DatastoreClient(ds.address, grpc.credentials.createInsecure(), clientChannelOptions({ token: TOKEN }));
   });
   afterAll(async () => {
@@ -253,9 +255,13 @@ describe('datastore over gRPC', () => {
 
   it('exposes per-method RPC metrics and datastore metrics on /metrics', async () => {
     const text = await getText(`http://${ds.rpc.metricsAddress}/metrics`);
-    expect(text).toMatch(/kurve_rpc_requests_total\{service="datastore",method="Put",code="OK"\} \d+/);
+    if (bulk) {
+      expect(text).toMatch(/kurve_rpc_requests_total\{service="datastore",method="BulkInfo",code="OK"\} \d+/);
+    } else {
+      expect(text).toMatch(/kurve_rpc_requests_total\{service="datastore",method="Put",code="OK"\} \d+/);
+      expect(text).toMatch(/kurve_rpc_duration_seconds_bucket\{le="[^"]+",service="datastore",method="Get"\}/);
+    }
     expect(text).toMatch(/kurve_rpc_errors_total\{service="datastore",method="Put",code="INVALID_ARGUMENT"\} \d+/);
-    expect(text).toMatch(/kurve_rpc_duration_seconds_bucket\{le="[^"]+",service="datastore",method="Get"\}/);
     expect(text).toMatch(/kurve_datastore_checksum_errors_total\{op="get"\} [1-9]/);
     expect(text).toMatch(/kurve_datastore_bytes_total\{op="put"\} [1-9]/);
   });

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 
 interface DatastoreFlags {
   listen?: string;
+  bulkPort?: string;
   dir?: string;
   mds?: string;
   advertise?: string;
@@ -16,6 +17,7 @@ export function register(program: Command): void {
     .command('datastore')
     .description('run a datastore (immutable CRC32C-checked chunk objects in a local directory) in the foreground')
     .option('--listen <addr>', 'gRPC address (default 127.0.0.1:6703; port 0 = any free port)')
+    .option('--bulk-port <port>', 'TCP port (on the --listen host) of the raw chunk transport (default 0 = a free one; -1 = none, gRPC only)')
     .option('--dir <dir>', 'directory holding the chunk objects (required; also $KURVE_DIR)')
     .option('--mds <addrs>', 'MDS address(es), comma-separated: register and heartbeat there (also $KURVE_MDS)')
     .option('--advertise <addr>', 'address to register with the MDS (default: the bound --listen address)')
@@ -32,9 +34,11 @@ Examples:
     .action(async (flags: DatastoreFlags) => {
       const { resolveOptions } = await import('../../common/config');
       const o = resolveOptions(
-        { listen: '', dir: '', mds: '', advertise: '', token: '', metrics: '127.0.0.1:9703' },
+        { listen: '', bulkPort: '0', dir: '', mds: '', advertise: '', token: '', metrics: '127.0.0.1:9703' },
         { flags: { ...flags }, configFile: flags.config, section: 'datastore' },
       );
+      const bulkPort = Number(o.bulkPort);
+      if (!Number.isInteger(bulkPort) || bulkPort < -1 || bulkPort > 65535) throw new Error(`--bulk-port: invalid port ${o.bulkPort}`);
       if (!o.dir) throw new Error('kurve datastore needs --dir DIR (or $KURVE_DIR)');
       const { startDatastore, DATASTORE_DEFAULT_LISTEN } = await import('../../datastore/server');
       const { exitOnSignal, quietGrpc } = await import('../../common/service');
@@ -43,9 +47,11 @@ Examples:
       const ds = await startDatastore({
         listen: o.listen || DATASTORE_DEFAULT_LISTEN, dir: path.resolve(o.dir), mds: o.mds || undefined,
         advertise: o.advertise || undefined, token: o.token || undefined, metricsListen: o.metrics || undefined,
+        bulkPort,
       });
       exitOnSignal({ name: 'datastore', close: () => ds.close() });
       process.stderr.write(`kurve datastore: listening on ${ds.address}` +
+        `${ds.bulk ? ` (bulk port ${ds.bulk.port})` : ''}` +
         `${ds.rpc.metricsAddress ? `, metrics on ${ds.rpc.metricsAddress}` : ''} (dir ${path.resolve(o.dir)}, id ${ds.id}` +
         `${o.mds ? `, MDS ${o.mds}` : ', no MDS'})\n`);
     });

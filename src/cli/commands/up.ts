@@ -5,6 +5,7 @@ import { Command } from 'commander';
 interface UpFlags {
   data?: string;
   listen?: string;
+  bulkPort?: string;
   metrics?: string;
   fs?: string;
   chunkSize?: string;
@@ -29,6 +30,7 @@ export function register(program: Command): void {
     .argument('<mountpoint>', 'directory to mount on (created if missing)')
     .option('--data <dir>', 'where metadata and chunks live (default: /var/lib/kurve as root, ~/.kurve otherwise)')
     .option('--listen <addr>', 'gRPC address other clients use with `kurve mount --mds` ("" = none)', '127.0.0.1:6700')
+    .option('--bulk-port <port>', 'TCP port (on the --listen host) of the raw chunk transport for other clients (default 0 = a free one; -1 = none, gRPC only)')
     .option('--metrics <addr>', 'Prometheus /metrics address ("" = none)', '127.0.0.1:9567')
     .option('--fs <name>', 'file system to mount (created on first start)', 'default')
     .option('--chunk-size <size>', 'chunk size of a file system created now, e.g. 4MiB (default 4MiB)')
@@ -78,6 +80,7 @@ Examples:
         dataDir, mountpoint, listen: flags.listen, metrics: flags.metrics, fsName: flags.fs, client,
         chunkSize: flags.chunkSize ? parseSize(flags.chunkSize) : undefined,
         token: flags.token ?? process.env.KURVE_TOKEN,
+        bulkPort: flags.bulkPort !== undefined ? parsePort(flags.bulkPort) : undefined,
         namespace: {
           ...(flags.unlinkGrace ? { unlinkGraceMs: parseDuration(flags.unlinkGrace) } : {}),
           ...(flags.strayGrace ? { strayGraceMs: parseDuration(flags.strayGrace) } : {}),
@@ -113,4 +116,10 @@ export async function runUntilSignal(target: { close(): Promise<void>; readonly 
   process.on('SIGTERM', onSignal);
   await target.closed;
   process.exit(0);
+}
+
+function parsePort(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < -1 || n > 65535) throw new Error(`--bulk-port: invalid port ${v}`);
+  return n;
 }
