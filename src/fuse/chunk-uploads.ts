@@ -76,7 +76,7 @@ export class ChunkUploads {
     const gen = st.dirty.get(index);
     if (gen === undefined || st.uploading.has(index) || st.uploaded.get(index)?.gen === gen) return;
     const cs = this.d.chunkSize;
-    const p = (async () => {
+    this.ahead(st, index, 'early upload failed; flush will upload', async () => {
       const version = await this.d.meta.allocChunkVersions(this.d.fsId, 1);
       // Read the bytes in the same tick as the generation check: they are exactly that generation.
       if (st.dirty.get(index) !== gen || st.backing.closed) return;
@@ -88,8 +88,16 @@ export class ChunkUploads {
       await this.d.data.put({ fsId: this.d.fsId, ino: st.ino, index, version }, buf, undefined, DEFER_SYNC);
       uploadedBytes.inc(length);
       this.note(st, { index, version, length }, gen);
-    })()
-      .catch((err: unknown) => log.debug({ ino: st.ino, index, err: String(err) }, 'early upload failed; flush will upload'))
+    });
+  }
+
+  /**
+   * Runs `work` (storing chunk `index` ahead of the flush) as the inode's upload of that chunk:
+   * flush waits for it; a failure is only logged (`failed`), flush then uploads the chunk itself.
+   */
+  private ahead(st: InodeData, index: number, failed: string, work: () => Promise<void>): void {
+    const p = work()
+      .catch((err: unknown) => log.debug({ ino: st.ino, index, err: String(err) }, failed))
       .finally(() => st.uploading.delete(index));
     st.uploading.set(index, p);
   }
@@ -120,7 +128,7 @@ export class ChunkUploads {
     const linkObject = this.d.data.linkObject;
     const gen = dst.dirty.get(index);
     if (!linkObject || gen === undefined || dst.uploading.has(index)) return;
-    const p = (async () => {
+    this.ahead(dst, index, 'linking a copied chunk failed; flush will upload it', async () => {
       const version = await this.d.meta.allocChunkVersions(this.d.fsId, 1);
       const source = { fsId: this.d.fsId, ino: from.ino, index: from.ref.index, version: from.ref.version };
       if (!(await linkObject.call(this.d.data, source, { fsId: this.d.fsId, ino: dst.ino, index, version }, DEFER_SYNC))) return;
@@ -130,10 +138,7 @@ export class ChunkUploads {
       }
       this.note(dst, { index, version, length: from.ref.length }, gen);
       linkedBytes.inc(from.ref.length);
-    })()
-      .catch((err: unknown) => log.debug({ ino: dst.ino, index, err: String(err) }, 'linking a copied chunk failed; flush will upload it'))
-      .finally(() => dst.uploading.delete(index));
-    dst.uploading.set(index, p);
+    });
   }
 
   /** `ref` holds generation `gen` of its chunk (uncommitted); an older such upload is garbage. */

@@ -5,7 +5,7 @@ import { Errno, FsError, toErrno } from '../common/errno';
 import { forEachLimited } from '../common/limited';
 import { moduleLogger } from '../common/logger';
 import type { DataService } from '../datastore/api';
-import type { Attr, DataMap, MetaService } from '../metaserver/api';
+import type { Attr, ChunkRef, DataMap, MetaService } from '../metaserver/api';
 import type { ChunkCache, Evictor } from './cache/chunk-cache';
 import { cacheFetchedBytes, cacheHits, cacheMisses } from './client-metrics';
 import { type CommitContext, IO_PARALLELISM, uploadAndCommit } from './chunk-commit';
@@ -133,23 +133,12 @@ export class FileData implements Evictor {
     const cs = this.d.chunkSize;
     const changed = map.chunks.filter((c) => c.index * cs < map.size && st.present.get(c.index) !== c.version);
     try {
-      await forEachLimited(changed, IO_PARALLELISM, async (ref) => {
-        const want = Math.min(ref.length, cs, map.size - ref.index * cs);
-        const release = this.d.cache.reserve(want);
-        try {
-          const data = want > 0
-            ? await this.d.data.get({ fsId: this.d.fsId, ino: st.ino, index: ref.index, version: ref.version }, 0, want)
-            : Buffer.alloc(0);
-          if (st.backing.closed) return;
-          st.backing.write(data, ref.index * cs);
-          st.backing.zero(ref.index * cs + data.length, cs - data.length);
-          st.present.set(ref.index, ref.version);
-          this.d.cache.touch(st.ino, ref.index, data.length);
-          cacheFetchedBytes.inc(data.length);
-        } finally {
-          release();
-        }
-      });
+      await forEachLimited(changed, IO_PARALLELISM, (ref) => this.download(st, ref, Math.min(ref.length, cs, map.size - ref.index * cs), (data) => {
+        if (st.backing.closed) return;
+        st.backing.write(data, ref.index * cs);
+        st.backing.zero(ref.index * cs + data.length, cs - data.length);
+        this.fetched(st, ref.index, ref.version, data.length);
+      }));
     } catch (err) {
       // As before this refresh existed: the handles (this one too) read the old bytes until the last closes.
       log.warn({ ino: st.ino, err: String(err) }, 'refreshing a file open in passthrough failed: it reads stale data until closed');
@@ -277,12 +266,7 @@ export class FileData implements Evictor {
     const ref = st.refs.get(index);
     if (!ref) return;
     const cs = this.d.chunkSize;
-    const want = Math.min(ref.length, cs, Math.max(0, st.size - index * cs));
-    const release = this.d.cache.reserve(want);
-    try {
-      const data = want > 0
-        ? await this.d.data.get({ fsId: this.d.fsId, ino: st.ino, index, version: ref.version }, 0, want)
-        : Buffer.alloc(0);
+    await this.download(st, ref, Math.min(ref.length, cs, Math.max(0, st.size - index * cs)), (data) => {
       // The map may have moved on while we waited (remote change, local write, truncate): a chunk
       // gone or already local keeps nothing. One another client replaced meanwhile keeps what we
       // fetched (the reader waiting for it gets the bytes committed when it asked, not zeros; a
@@ -293,12 +277,28 @@ export class FileData implements Evictor {
       if (now.version !== ref.version) st.mapStale = true;
       const len = Math.min(data.length, now.version === ref.version ? now.length : ref.length, Math.max(0, st.size - index * cs));
       if (len > 0) st.backing.write(len === data.length ? data : data.subarray(0, len), index * cs);
-      st.present.set(index, ref.version);
-      this.d.cache.touch(st.ino, index, len);
-      cacheFetchedBytes.inc(len);
+      this.fetched(st, index, ref.version, len);
+    });
+  }
+
+  /**
+   * Gets the first `want` bytes of chunk object `ref` and hands them to `keep`, holding their room
+   * in the cache meanwhile (ChunkCache.reserve), so concurrent downloads do not overshoot its limit.
+   */
+  private async download(st: InodeData, ref: ChunkRef, want: number, keep: (data: Buffer) => void): Promise<void> {
+    const release = this.d.cache.reserve(want);
+    try {
+      keep(want > 0 ? await this.d.data.get({ fsId: this.d.fsId, ino: st.ino, index: ref.index, version: ref.version }, 0, want) : Buffer.alloc(0));
     } finally {
       release();
     }
+  }
+
+  /** Chunk `index` now holds `bytes` of object version `version` locally: counted in the cache. */
+  private fetched(st: InodeData, index: number, version: number, bytes: number): void {
+    st.present.set(index, version);
+    this.d.cache.touch(st.ino, index, bytes);
+    cacheFetchedBytes.inc(bytes);
   }
 
   /** Makes every chunk of the file local (warmup; passthrough needs it). */
